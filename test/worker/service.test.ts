@@ -1,0 +1,33 @@
+import { SELF } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+
+describe("GET /sync/health", () => {
+  it("answers 200 JSON with no auth", async () => {
+    const res = await SELF.fetch("http://meshbox.test/sync/health");
+    expect(res.status).toBe(200);
+    expect(res.headers.get("Content-Type")).toContain("application/json");
+    expect(await res.json()).toEqual({ ok: true, service: "meshbox" });
+  });
+
+  it("answers an unknown route with a JSON 404", async () => {
+    const res = await SELF.fetch("http://meshbox.test/sync/nope");
+    expect(res.status).toBe(404);
+    expect(await res.json()).toEqual({ error: "not_found", message: "No such route." });
+  });
+
+  it("answers a wrong method with 405 and Allow", async () => {
+    const res = await SELF.fetch("http://meshbox.test/sync/health", { method: "POST" });
+    expect(res.status).toBe(405);
+    expect(res.headers.get("Allow")).toBe("GET");
+    expect(await res.json()).toMatchObject({ error: "method_not_allowed" });
+  });
+
+  it("answers a CORS preflight before any auth", async () => {
+    const res = await SELF.fetch("http://meshbox.test/sync/io/main/file?path=/x", {
+      method: "OPTIONS",
+      headers: { Origin: "https://app.example", "Access-Control-Request-Method": "PUT" },
+    });
+    expect(res.status).toBe(204);
+    expect(res.headers.get("Access-Control-Allow-Origin")).toBe("*");
+  });
+});

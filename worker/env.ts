@@ -1,0 +1,42 @@
+// The Worker's bindings and configuration, typed once (hand-written; no `wrangler types` output).
+import type { MeshHub } from "../durable-objects/mesh-hub";
+
+export interface Env {
+  BUCKET: R2Bucket;
+  DB: D1Database;
+  MESH_HUB: DurableObjectNamespace<MeshHub>;
+
+  // Auth (see README "Auth"). Secrets are set with `wrangler secret put`.
+  ALLOW_OPEN_ACCESS?: string;
+  MESH_TOKEN_SECRET?: string;
+  SESSION_SIGNING_KEY?: string;
+  SESSION_SIGNING_KEY_PREVIOUS?: string;
+  ADMIN_TOKEN?: string;
+  MESH_ID_CHECKSUM_SECRET?: string;
+  REQUIRE_CHECKSUMMED_MESH_IDS?: string;
+  CONCEAL_DENIED?: string;
+  TENANT?: string;
+  SESSION_TTL_SECONDS?: string;
+  REVOCATION_CACHE_MS?: string;
+  AUTH_RATE_LIMIT_PER_MINUTE?: string;
+
+  // Routing and CORS.
+  MOUNT_PREFIX?: string;
+  CORS_ORIGINS?: string;
+
+  // Limits (bytes) and timings (ms); defaults in lib/config.ts.
+  LIMIT_CONTROL_BYTES?: string;
+  LIMIT_CHANGE_BYTES?: string;
+  LIMIT_SNAPSHOT_BYTES?: string;
+  LIMIT_OTHER_BYTES?: string;
+  LIMIT_STORED_FILE_BYTES?: string;
+  LIMIT_STORED_MESH_BYTES?: string;
+  CANDIDATE_LEASE_MS?: string;
+  DELETED_CHANGE_GRACE_MS?: string;
+  PUSH_QUIET_MS?: string;
+  PUSH_MAX_DELAY_MS?: string;
+
+  // Operations.
+  IDLE_MESH_TTL_DAYS?: string;
+  LOG_REQUESTS?: string;
+}

@@ -1,0 +1,84 @@
+// Request bodies: size limits enforced from Content-Length before reading, and by counting
+// bytes as they stream (a client may lie about, or omit, Content-Length).
+import { HttpError, badRequest, payloadTooLarge } from "./errors";
+
+/** Declared body length, or null when absent. A malformed header is the client's mistake. */
+export function declaredLength(request: Request): number | null {
+  const raw = request.headers.get("Content-Length");
+  if (raw === null) return null;
+  if (!/^\d{1,16}$/.test(raw.trim())) throw badRequest("Content-Length is not a byte count.");
+  return Number(raw.trim());
+}
+
+/** 413 before reading anything when the declared length is over the limit. */
+export function assertDeclaredWithin(request: Request, limit: number, what: string): number | null {
+  const length = declaredLength(request);
+  if (length !== null && length > limit) throw payloadTooLarge(limit, what);
+  return length;
+}
+
+/**
+ * Passes a body through while counting it; errors the stream with a 413 HttpError as soon as it
+ * exceeds the limit, so a consumer (an R2 put) fails before storing anything over the limit.
+ */
+export function limitStream(
+  body: ReadableStream<Uint8Array>,
+  limit: number,
+  what: string,
+): ReadableStream<Uint8Array> {
+  let seen = 0;
+  return body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        seen += chunk.byteLength;
+        if (seen > limit) {
+          controller.error(payloadTooLarge(limit, what));
+          return;
+        }
+        controller.enqueue(chunk);
+      },
+    }),
+  );
+}
+
+/** Reads a small body whole (control objects, JSON), refusing it past the limit. */
+export async function readBodyWithin(request: Request, limit: number, what: string): Promise<Uint8Array> {
+  assertDeclaredWithin(request, limit, what);
+  if (request.body === null) return new Uint8Array(0);
+  const reader = limitStream(request.body, limit, what).getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      total += value.byteLength;
+    }
+  } catch (err) {
+    if (err instanceof HttpError) throw err;
+    throw badRequest("The request body could not be read.");
+  }
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return out;
+}
+
+/** Parses the `{ path }` (or other small) JSON body of the POST routes: 400 on anything malformed. */
+export async function readJsonObject(request: Request, limit: number): Promise<Record<string, unknown>> {
+  const bytes = await readBodyWithin(request, limit, "JSON body");
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
+  } catch {
+    throw badRequest("The request body is not valid JSON.");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw badRequest("The request body must be a JSON object.");
+  }
+  return value as Record<string, unknown>;
+}

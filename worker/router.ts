@@ -1,0 +1,104 @@
+// The route table, readable top to bottom. The whole pipeline is the Router(...) line:
+// request id and preflight first, errors to JSON in one place, CORS and the request log last.
+import { Router } from "itty-router";
+import type { Env } from "./env";
+import type { Handler, MeshRequest } from "./request-context";
+import { toErrorResponse, methodNotAllowed, notFound } from "./lib/errors";
+import { beginRequest, preflight, corsify, logRequest } from "./pipeline";
+import { withMesh, requireAccess, requireAdmin } from "./auth";
+import * as service from "./routes/service";
+import * as io from "./routes/io";
+import * as storedFiles from "./routes/stored-files";
+import * as notify from "./routes/notify";
+import * as recovery from "./routes/recovery";
+import * as authRoutes from "./routes/auth";
+import * as admin from "./routes/admin";
+
+const read = requireAccess("read");
+const write = requireAccess("write");
+
+/** Answers 405 for a known path with a method it does not serve. */
+const only =
+  (...allowed: string[]): Handler =>
+  (request) => {
+    throw methodNotAllowed(request.method, allowed);
+  };
+
+export function buildRouter(base: string) {
+  const router = Router<MeshRequest, [Env, ExecutionContext]>({
+    base,
+    before: [beginRequest, preflight],
+    catch: toErrorResponse,
+    finally: [corsify, logRequest],
+  });
+  const r = router;
+  r.get("/health", service.health);
+  r.all("/health", only("GET"));
+
+  // Sessions (auth issue): exchange an API key for a short-lived JWT; revoke your own.
+  r.post("/auth/session", authRoutes.createSession);
+  r.delete("/auth/session", authRoutes.deleteSession);
+  r.all("/auth/session", only("POST", "DELETE"));
+
+  // Sync IO (PROTOCOL.md section 2). Mesh id first, then auth, then the handler.
+  r.get("/io/:mesh/health", withMesh, read, io.health);
+  r.all("/io/:mesh/health", only("GET"));
+  r.get("/io/:mesh/file", withMesh, read, io.getFile);
+  r.put("/io/:mesh/file", withMesh, write, io.putFile);
+  r.delete("/io/:mesh/file", withMesh, write, io.deleteFile);
+  r.all("/io/:mesh/file", only("GET", "PUT", "DELETE"));
+  r.post("/io/:mesh/metadata", withMesh, read, io.metadata);
+  r.post("/io/:mesh/list-files", withMesh, read, io.listFiles);
+  r.post("/io/:mesh/list-folders", withMesh, read, io.listFolders);
+  r.post("/io/:mesh/ensure-folder", withMesh, read, io.ensureFolder);
+  r.all("/io/:mesh/metadata", only("POST"));
+  r.all("/io/:mesh/list-files", only("POST"));
+  r.all("/io/:mesh/list-folders", only("POST"));
+  r.all("/io/:mesh/ensure-folder", only("POST"));
+
+  // Durable stored files (section 4).
+  r.get("/io/:mesh/stored-file", withMesh, read, storedFiles.getStoredFile);
+  r.put("/io/:mesh/stored-file", withMesh, write, storedFiles.putStoredFile);
+  r.delete("/io/:mesh/stored-file", withMesh, write, storedFiles.deleteStoredFile);
+  r.all("/io/:mesh/stored-file", only("GET", "PUT", "DELETE"));
+  r.post("/io/:mesh/stored-file-metadata", withMesh, read, storedFiles.storedFileMetadata);
+  r.all("/io/:mesh/stored-file-metadata", only("POST"));
+
+  // Push invalidations (section 6).
+  r.get("/notify/:mesh/health", withMesh, read, notify.health);
+  r.all("/notify/:mesh/health", only("GET"));
+  r.get("/notify/:mesh", withMesh, read, notify.upgrade);
+  r.all("/notify/:mesh", only("GET"));
+
+  // Recovery wrappers (section 5): the locator is the capability.
+  r.get("/recovery/:locator", recovery.getWrapper);
+  r.put("/recovery/:locator", recovery.putWrapper);
+  r.all("/recovery/:locator", only("GET", "PUT"));
+
+  // Admin API (operations issue), admin bearer only.
+  r.get("/admin/keys", requireAdmin, admin.listKeys);
+  r.post("/admin/keys", requireAdmin, admin.createKey);
+  r.delete("/admin/keys/:id", requireAdmin, admin.revokeKey);
+  r.get("/admin/sessions", requireAdmin, admin.listSessions);
+  r.delete("/admin/sessions/:jti", requireAdmin, admin.revokeSession);
+  r.get("/admin/meshes/:mesh", requireAdmin, withMesh, admin.meshStats);
+  r.delete("/admin/meshes/:mesh", requireAdmin, withMesh, admin.wipeMesh);
+  r.post("/admin/meshes/:mesh/reconcile", requireAdmin, withMesh, admin.reconcileMesh);
+  r.post("/admin/maintenance", requireAdmin, admin.runMaintenanceNow);
+  r.post("/admin/mesh-ids", requireAdmin, admin.issueMeshId);
+
+  r.all("*", (): never => { throw notFound("No such route."); });
+  return router;
+}
+
+const routers = new Map<string, ReturnType<typeof buildRouter>>();
+
+/** One router per mount prefix (the prefix is configuration), built once per isolate. */
+export function routerFor(base: string) {
+  let router = routers.get(base);
+  if (!router) {
+    router = buildRouter(base);
+    routers.set(base, router);
+  }
+  return router;
+}
