@@ -1,0 +1,110 @@
+// Starts the real meshbox Worker with `wrangler dev` (workerd with local R2, D1 and Durable
+// Objects) on 127.0.0.1, in a fresh state directory with the D1 migrations applied, and stops it.
+// Used by the end-to-end tests and the benchmarks to drive meshbox exactly as devices do.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+const wrangler = path.join(root, "node_modules", ".bin", "wrangler");
+
+export interface RunningWorker {
+  /** e.g. http://127.0.0.1:43123 (no trailing slash, no mount prefix). */
+  origin: string;
+  /** `${origin}/sync` */
+  base: string;
+  port: number;
+  /** Everything the worker printed so far (logs are JSON lines). */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Extra vars, passed as `--var NAME:VALUE`. */
+  vars?: Record<string, string>;
+  /** Keep state in this directory instead of a fresh temporary one. */
+  persistTo?: string;
+  /** How long to wait for /sync/health (ms). */
+  readyTimeoutMs?: number;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startWorker(options: StartOptions = {}): Promise<RunningWorker> {
+  const ownState = options.persistTo === undefined;
+  const persistTo = options.persistTo ?? mkdtempSync(path.join(tmpdir(), "meshbox-e2e-"));
+  const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" };
+
+  const migrate = spawnSync(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo], {
+    cwd: root,
+    env,
+    encoding: "utf8",
+  });
+  if (migrate.status !== 0) {
+    throw new Error(`wrangler d1 migrations apply failed:\n${migrate.stdout}\n${migrate.stderr}`);
+  }
+
+  const port = await freePort();
+  const inspectorPort = await freePort();
+  const args = [
+    "dev",
+    "--ip", "127.0.0.1",
+    "--port", String(port),
+    "--inspector-port", String(inspectorPort),
+    "--persist-to", persistTo,
+    "--show-interactive-dev-session=false",
+  ];
+  for (const [name, value] of Object.entries(options.vars ?? {})) args.push("--var", `${name}:${value}`);
+
+  const child: ChildProcess = spawn(wrangler, args, { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+
+  const origin = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + (options.readyTimeoutMs ?? 60_000);
+  let ready = false;
+  while (Date.now() < deadline && child.exitCode === null) {
+    try {
+      const res = await fetch(`${origin}/sync/health`);
+      if (res.ok) {
+        ready = true;
+        break;
+      }
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+
+  const stop = async () => {
+    if (child.exitCode === null) {
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    if (ownState) rmSync(persistTo, { recursive: true, force: true });
+  };
+
+  if (!ready) {
+    await stop();
+    throw new Error(`wrangler dev did not become ready on ${origin}:\n${output}`);
+  }
+  return { origin, base: `${origin}/sync`, port, output: () => output, stop };
+}
