@@ -70,3 +70,69 @@ export interface HubHealth {
   pendingFrames: number;
   seq: number;
 }
+
+/** A control write the hub accepted: 201 created, 200 identical/no-op repeat, 204 overwrite. */
+export interface ControlWrite {
+  status: 200 | 201 | 204;
+  /** False for a no-op repeat (nothing stored, no push). */
+  changed: boolean;
+  record: ControlRecord;
+}
+
+export interface ControlBody {
+  record: ControlRecord;
+  body: Uint8Array;
+}
+
+/** What a delete removed, stamped with the one version and time the index tombstones carry. */
+export interface ControlDeletion {
+  deleted: ControlRecord[];
+  version: number;
+  at: number;
+}
+
+/** A precondition on one path of a (recursive) delete. */
+export interface HubDeletePrecondition extends HubPrecondition {
+  path: string;
+}
+
+/**
+ * Opening a snapshot PUT. The owner holds the candidate's lease and streams the body into R2;
+ * anyone else only hashes the body and asks the hub whether it is identical (200) or not (409).
+ */
+export type SnapshotOpening =
+  | { role: "owner"; token: string; status: 201 | 204 }
+  | { role: "compare" };
+
+/** A snapshot's tracked state, as the index needs it. */
+export interface SnapshotRecord {
+  path: string;
+  state: "candidate" | "committed";
+  size: number;
+  /** Quoted R2 etag of the stored body. */
+  etag: string;
+  sha256: string;
+  modifiedAt: number;
+}
+
+/** Answer to "are my bytes the candidate's?": yes, or the owner is still uploading. */
+export type SnapshotComparison = { settled: true; record: SnapshotRecord } | { settled: false };
+
+export interface HubStats {
+  connected: number;
+  seq: number;
+  /** Highest committed generation over the mesh's roots, or null before the first commit. */
+  currentGeneration: number | null;
+  controlObjects: number;
+  controlBytes: number;
+}
+
+export interface HubWipe {
+  controlObjects: number;
+  snapshots: number;
+  closedSockets: number;
+}
+
+/** Headers the Worker adds when it forwards an authorized WebSocket upgrade to the hub. */
+export const HUB_MESH_HEADER = "X-Meshbox-Mesh";
+export const HUB_ATTACHMENT_HEADER = "X-Meshbox-Socket";

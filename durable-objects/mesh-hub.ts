@@ -1,9 +1,245 @@
-// MeshHub: one Durable Object per mesh. PLACEHOLDER skeleton; the hub issue implements it.
+// MeshHub: one Durable Object per mesh, the single writer of the mesh's control state (manifest
+// pointer CAS, generations and snapshots with leases, head.json) and its WebSocket hub.
+// Typed RPC methods serve the Worker; `fetch` only accepts WebSocket upgrades the Worker has
+// already authorized. Refusals cross RPC as values (HubRefusal), never as thrown errors.
 import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../worker/env";
+import { readConfig } from "../worker/lib/config";
+import {
+  HUB_ATTACHMENT_HEADER,
+  HUB_MESH_HEADER,
+  type ControlBody,
+  type ControlClass,
+  type ControlDeletion,
+  type ControlRecord,
+  type ControlWrite,
+  type HubDeletePrecondition,
+  type HubHealth,
+  type HubPrecondition,
+  type HubResult,
+  type HubStats,
+  type HubWipe,
+  type InvalidationEvent,
+  type SnapshotComparison,
+  type SnapshotOpening,
+  type SnapshotRecord,
+  type SocketAttachment,
+} from "./hub-api";
+import { createSchema, readMeta, writeMeta } from "./hub-schema";
+import { ControlStore } from "./control-store";
+import { SnapshotLedger } from "./snapshot-ledger";
+import { PushHub, closeQuietly } from "./push";
+
+async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
 
 export class MeshHub extends DurableObject<Env> {
-  override async fetch(_request: Request): Promise<Response> {
-    return new Response("not implemented", { status: 503 });
+  readonly #snapshots: SnapshotLedger;
+  readonly #control: ControlStore;
+  readonly #push: PushHub;
+  #mesh: string | null = null;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    const config = readConfig(env);
+    this.#snapshots = new SnapshotLedger(ctx.storage.sql);
+    this.#control = new ControlStore(ctx.storage.sql, this.#snapshots);
+    this.#push = new PushHub(ctx, { quietMs: config.pushQuietMs, maxDelayMs: config.pushMaxDelayMs });
+    // Keep-alive pings are answered by the runtime without waking a hibernated hub.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
+    void ctx.blockConcurrencyWhile(async () => {
+      createSchema(ctx.storage.sql);
+      const mesh = readMeta(ctx.storage.sql, "mesh");
+      this.#mesh = typeof mesh === "string" ? mesh : null;
+    });
+  }
+
+  /** The hub learns its mesh id from the Worker's calls (a DO id does not carry its name). */
+  #remember(mesh: string): void {
+    if (this.#mesh === mesh) return;
+    this.#mesh = mesh;
+    writeMeta(this.ctx.storage.sql, "mesh", mesh);
+  }
+
+  // ---- Control objects ----
+
+  async putControl(
+    mesh: string,
+    path: string,
+    cls: ControlClass,
+    body: Uint8Array,
+    pre: HubPrecondition | undefined,
+    leaseMs: number,
+  ): Promise<HubResult<ControlWrite>> {
+    // Hash first: after this await the whole rule check and write is synchronous, hence atomic.
+    const sha256 = await sha256Hex(body);
+    this.#remember(mesh);
+    return this.ctx.storage.transactionSync(() =>
+      this.#control.write({ path, cls, body, sha256, pre, leaseMs, now: Date.now() }),
+    );
+  }
+
+  readControl(mesh: string, path: string): ControlBody | null {
+    this.#remember(mesh);
+    return this.#control.read(path);
+  }
+
+  deleteControl(mesh: string, paths: string[], pre?: HubDeletePrecondition): HubResult<ControlDeletion> {
+    this.#remember(mesh);
+    return this.ctx.storage.transactionSync(() => this.#control.delete(paths, pre, Date.now()));
+  }
+
+  listControl(mesh: string, prefix: string): ControlRecord[] {
+    this.#remember(mesh);
+    return this.#control.list(prefix);
+  }
+
+  // ---- Snapshots (bodies in R2, state here) ----
+
+  openSnapshot(mesh: string, path: string, pre: HubPrecondition | undefined, leaseMs: number): HubResult<SnapshotOpening> {
+    this.#remember(mesh);
+    return this.#snapshots.open(path, pre, leaseMs, Date.now());
+  }
+
+  compareSnapshot(mesh: string, path: string, sha256: string): HubResult<SnapshotComparison> {
+    this.#remember(mesh);
+    return this.#snapshots.compare(path, sha256, Date.now());
+  }
+
+  finishSnapshot(
+    mesh: string,
+    path: string,
+    token: string,
+    sha256: string,
+    size: number,
+    etag: string,
+  ): HubResult<{ record: SnapshotRecord }> {
+    this.#remember(mesh);
+    return this.#snapshots.finish(path, token, sha256, size, etag, Date.now());
+  }
+
+  abortSnapshot(mesh: string, path: string, token: string): void {
+    this.#remember(mesh);
+    this.#snapshots.abort(path, token);
+  }
+
+  snapshotsDeletable(mesh: string, paths: string[]): HubResult<Record<never, never>> {
+    this.#remember(mesh);
+    return this.#snapshots.assertDeletable(paths);
+  }
+
+  forgetSnapshots(mesh: string, paths: string[]): number {
+    this.#remember(mesh);
+    return this.#snapshots.forget(paths);
+  }
+
+  snapshotState(mesh: string, path: string): SnapshotRecord | null {
+    this.#remember(mesh);
+    return this.#snapshots.get(path);
+  }
+
+  // ---- Push ----
+
+  /** Records a durable write's invalidation; the alarm sends the coalesced frame. */
+  async notify(mesh: string, event: InvalidationEvent): Promise<void> {
+    this.#remember(mesh);
+    this.#push.enqueue(event, Date.now());
+    await this.#schedule();
+  }
+
+  override async fetch(request: Request): Promise<Response> {
+    if ((request.headers.get("Upgrade") ?? "").toLowerCase() !== "websocket") {
+      return Response.json({ error: "upgrade_required", message: "MeshHub only accepts WebSocket upgrades." }, { status: 426 });
+    }
+    const mesh = request.headers.get(HUB_MESH_HEADER);
+    if (mesh) this.#remember(mesh);
+    const attachment = parseAttachment(request.headers.get(HUB_ATTACHMENT_HEADER));
+    const response = this.#push.accept(attachment);
+    if (attachment.expiresAt !== null) await this.#schedule();
+    return response;
+  }
+
+  override async webSocketMessage(): Promise<void> {
+    // Clients only listen; "ping" is auto-answered. Anything else is ignored on purpose.
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    // Codes 1005/1006 are reserved and may not be sent back.
+    closeQuietly(ws, code === 1005 || code === 1006 ? 1000 : code, reason);
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    closeQuietly(ws, 1011, "WebSocket error.");
+  }
+
+  override async alarm(): Promise<void> {
+    const now = Date.now();
+    const due = this.#push.dueAt();
+    if (due !== null && due <= now) this.#push.flush(now);
+    await this.#schedule();
+  }
+
+  /** One alarm for both jobs: the pending frame's due time and the next socket expiry. */
+  async #schedule(): Promise<void> {
+    const now = Date.now();
+    const nextExpiry = this.#push.closeExpired(now);
+    const due = this.#push.dueAt();
+    const candidates = [due, nextExpiry].filter((t): t is number => t !== null);
+    if (candidates.length === 0) {
+      await this.ctx.storage.deleteAlarm();
+      return;
+    }
+    await this.ctx.storage.setAlarm(Math.max(Math.min(...candidates), now));
+  }
+
+  /** Closes the sockets of revoked sessions (4403) or expired ones (4401). */
+  closeSessions(sessionIds: string[], code: 4401 | 4403): number {
+    return this.#push.closeSessions(sessionIds, code, code === 4401 ? "Session expired." : "Session revoked.");
+  }
+
+  // ---- Operations ----
+
+  health(mesh: string): HubHealth {
+    this.#remember(mesh);
+    return {
+      ok: true,
+      mesh,
+      connected: this.#push.connected(),
+      pendingFrames: this.#push.pendingCount() > 0 ? 1 : 0,
+      seq: this.#push.seq(),
+    };
+  }
+
+  stats(): HubStats {
+    return { connected: this.#push.connected(), seq: this.#push.seq(), ...this.#control.stats() };
+  }
+
+  /** Deletes every bit of hub state and closes the mesh's sockets (4403: the mesh is gone). */
+  async wipe(): Promise<HubWipe> {
+    const { controlObjects } = this.#control.stats();
+    const snapshots = this.#snapshots.count();
+    const closedSockets = this.#push.closeAll(4403, "The mesh was wiped.");
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+    createSchema(this.ctx.storage.sql);
+    this.#mesh = null;
+    return { controlObjects, snapshots, closedSockets };
+  }
+}
+
+function parseAttachment(raw: string | null): SocketAttachment {
+  const now = Date.now();
+  if (!raw) return { sessionId: null, expiresAt: null, connectedAt: now };
+  try {
+    const value = JSON.parse(raw) as Partial<SocketAttachment>;
+    return {
+      sessionId: typeof value.sessionId === "string" ? value.sessionId : null,
+      expiresAt: typeof value.expiresAt === "number" ? value.expiresAt : null,
+      connectedAt: now,
+    };
+  } catch {
+    return { sessionId: null, expiresAt: null, connectedAt: now };
   }
 }

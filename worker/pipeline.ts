@@ -1,12 +1,50 @@
-// The request pipeline's before/finally steps: request id, CORS preflight, CORS headers, and the
-// one structured log line per request (never a token: only route, mesh, status, sizes, time).
+// The request pipeline's before/finally steps: request id, CORS preflight, CORS headers, the one
+// structured log line per request, and the optional audit hook. The log line never carries a
+// token or a query string: only the route pattern, the validated mesh id, status, sizes and time.
 import type { Env } from "./env";
 import type { MeshRequest } from "./request-context";
 import { readConfig } from "./lib/config";
 import { preflightResponse, withCors } from "./lib/cors";
 
+/** What the audit hook hears: one completed storage write or delete (a 2xx answer). */
+export interface AuditEvent {
+  requestId: string;
+  /** Epoch ms when the request completed. */
+  at: number;
+  op: "write" | "delete";
+  /** Route pattern, e.g. "/sync/io/:mesh/file". */
+  route: string;
+  /** Mesh id, or null for recovery wrappers (they live outside every mesh). */
+  mesh: string | null;
+  /** The `path` query parameter as sent, or the recovery locator; null when there is none. */
+  target: string | null;
+  status: number;
+  /** Declared request body size, or null when the client streamed without Content-Length. */
+  bytesIn: number | null;
+  /** How the caller authenticated ("open", "bearer", "session"), and the session subject. */
+  principal: { kind: string; subject: string | null } | null;
+}
+
+export type AuditHook = (event: AuditEvent, env: Env) => void | Promise<void>;
+
+let auditHook: AuditHook | null = null;
+
+/**
+ * Installs (or, with null, removes) a callback for completed storage writes and deletes, e.g. to
+ * forward them to a queue or an analytics dataset. It runs after the response is sent (in
+ * waitUntil), so it never delays or fails a client request; its errors are logged and dropped.
+ */
+export function setAuditHook(hook: AuditHook | null): void {
+  auditHook = hook;
+}
+
+// In production cf-ray is set by Cloudflare; locally a client could send anything, so only an
+// id-shaped value is trusted.
+const REQUEST_ID = /^[A-Za-z0-9-]{1,64}$/;
+
 export function beginRequest(request: MeshRequest): void {
-  request.requestId = request.headers.get("cf-ray") ?? crypto.randomUUID();
+  const ray = request.headers.get("cf-ray");
+  request.requestId = ray !== null && REQUEST_ID.test(ray) ? ray : crypto.randomUUID();
   request.startedAt = Date.now();
 }
 
@@ -19,23 +57,162 @@ export function corsify(response: Response, request: MeshRequest, env: Env): Res
   return withCors(request, response, readConfig(env));
 }
 
-export function logRequest(response: Response, request: MeshRequest, env: Env): Response {
-  if (!readConfig(env).logRequests) return response;
-  const line = {
-    level: "info",
+function declaredBytes(headers: Headers): number | null {
+  const raw = headers.get("Content-Length");
+  return raw !== null && /^\d{1,16}$/.test(raw.trim()) ? Number(raw.trim()) : null;
+}
+
+interface LogLine {
+  level: "info" | "warn" | "error";
+  msg: "request";
+  requestId: string;
+  method: string;
+  route: string | null;
+  mesh: string | null;
+  status: number;
+  bytesIn: number | null;
+  bytesOut: number;
+  ms: number;
+}
+
+function emit(line: LogLine): void {
+  console.log(JSON.stringify(line));
+}
+
+/** Routes whose bodies are stored objects: audited on write, never buffered on read. */
+const OBJECT_ROUTES = /\/(io\/:mesh\/(file|stored-file)|recovery\/:locator)$/;
+
+function routeOf(request: MeshRequest): string | null {
+  return typeof request.route === "string" ? request.route : null;
+}
+
+function auditEventOf(request: MeshRequest, status: number, at: number): AuditEvent | null {
+  if (status < 200 || status > 299) return null;
+  const op = request.method === "PUT" ? "write" : request.method === "DELETE" ? "delete" : null;
+  const route = routeOf(request) ?? "";
+  if (op === null || !OBJECT_ROUTES.test(route)) return null;
+  const path = request.query?.path;
+  const locator = request.params?.locator;
+  return {
+    requestId: request.requestId,
+    at,
+    op,
+    route,
+    mesh: request.meshId ?? null,
+    target: typeof path === "string" ? path : typeof locator === "string" ? locator : null,
+    status,
+    bytesIn: declaredBytes(request.headers),
+    principal: request.principal
+      ? { kind: request.principal.kind, subject: request.principal.subject }
+      : null,
+  };
+}
+
+function runAuditHook(event: AuditEvent, env: Env, ctx: ExecutionContext | undefined): void {
+  const hook = auditHook;
+  if (hook === null) return;
+  const run = (async () => hook(event, env))().catch((err: unknown) => {
+    console.error(
+      JSON.stringify({
+        level: "error",
+        msg: "audit hook failed",
+        requestId: event.requestId,
+        error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
+      }),
+    );
+  });
+  ctx?.waitUntil(run);
+}
+
+/**
+ * Counts a streamed body as it goes out and calls `done` once with the total, when the stream
+ * ends, errors, or the client goes away.
+ */
+function countingBody(body: ReadableStream<Uint8Array>, done: (bytes: number) => void): ReadableStream<Uint8Array> {
+  let bytes = 0;
+  let reported = false;
+  const report = () => {
+    if (!reported) {
+      reported = true;
+      done(bytes);
+    }
+  };
+  const counter = new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      bytes += chunk.byteLength;
+      controller.enqueue(chunk);
+    },
+    flush() {
+      report();
+    },
+  });
+  body.pipeTo(counter.writable).catch(() => report());
+  return counter.readable;
+}
+
+/**
+ * The last step of every request: adds X-Request-Id, writes the log line and fires the audit hook.
+ * workerd does not expose a computed Content-Length on constructed responses, so bytesOut comes
+ * from the header when a handler set it, from the buffered bytes for the API's own JSON answers
+ * (small, and buffering keeps the wire Content-Length), and otherwise by counting the stream as it
+ * is sent. A stored object is never buffered, whatever its Content-Type: it may be 100 MiB.
+ */
+export async function logRequest(
+  response: Response,
+  request: MeshRequest,
+  env: Env,
+  ctx?: ExecutionContext,
+): Promise<Response> {
+  const config = readConfig(env);
+  const now = Date.now();
+  const audit = auditEventOf(request, response.status, now);
+  if (audit !== null) runAuditHook(audit, env, ctx);
+
+  const line = (bytesOut: number): LogLine => ({
+    level: response.status >= 500 ? "error" : "info",
     msg: "request",
     requestId: request.requestId,
     method: request.method,
-    route: request.route ?? null,
+    route: routeOf(request),
     mesh: request.meshId ?? null,
     status: response.status,
-    bytesIn: Number(request.headers.get("Content-Length") ?? 0),
-    bytesOut: Number(response.headers.get("Content-Length") ?? 0),
+    bytesIn: declaredBytes(request.headers),
+    bytesOut,
     ms: Date.now() - request.startedAt,
-  };
-  console.log(JSON.stringify(line));
-  if (response.status === 101) return response;
+  });
+
+  // A WebSocket upgrade response cannot be rebuilt (it carries the socket); it has no body.
+  if (response.status === 101 || response.webSocket) {
+    if (config.logRequests) emit(line(0));
+    return response;
+  }
+
   const headers = new Headers(response.headers);
   headers.set("X-Request-Id", request.requestId);
-  return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+  const init = { status: response.status, statusText: response.statusText, headers };
+
+  if (!config.logRequests) return new Response(response.body, init);
+  if (response.body === null) {
+    emit(line(0));
+    return new Response(null, init);
+  }
+  const declared = declaredBytes(response.headers);
+  if (declared !== null) {
+    emit(line(declared));
+    return new Response(response.body, init);
+  }
+  const isObjectBody = OBJECT_ROUTES.test(routeOf(request) ?? "") && request.method === "GET";
+  if (!isObjectBody && (response.headers.get("Content-Type") ?? "").includes("json")) {
+    const bytes = await response.arrayBuffer();
+    emit(line(bytes.byteLength));
+    return new Response(bytes, init);
+  }
+  let finished!: () => void;
+  const sent = new Promise<void>((resolve) => (finished = resolve));
+  ctx?.waitUntil(sent);
+  const body = countingBody(response.body, (bytes) => {
+    emit(line(bytes));
+    finished();
+  });
+  return new Response(body, init);
 }

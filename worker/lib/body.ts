@@ -82,3 +82,54 @@ export async function readJsonObject(request: Request, limit: number): Promise<R
   }
   return value as Record<string, unknown>;
 }
+
+/** A request body R2 can store: its length is known up front (R2 refuses unknown-length streams). */
+export interface SizedBody {
+  body: ReadableStream<Uint8Array> | Uint8Array;
+  length: number;
+  /**
+   * After a consumer of `body` failed: the client-side reason (413 over the limit, 400 shorter or
+   * longer than declared), or null when the stream itself was fine and the consumer is to blame.
+   */
+  failure(): HttpError | null;
+}
+
+/**
+ * Prepares a body for R2 without buffering a declared-length body: the stream is counted against
+ * the limit and wrapped in a FixedLengthStream. Without Content-Length the body is read into
+ * memory, bounded by the limit (the class limits a chunked upload can hit are a few MiB).
+ */
+export async function sizedBody(request: Request, limit: number, what: string): Promise<SizedBody> {
+  const length = assertDeclaredWithin(request, limit, what);
+  if (length === null || request.body === null) {
+    const bytes = await readBodyWithin(request, limit, what);
+    return { body: bytes, length: bytes.byteLength, failure: () => null };
+  }
+  let seen = 0;
+  let ended = false;
+  const counted = request.body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        seen += chunk.byteLength;
+        if (seen > limit) {
+          controller.error(payloadTooLarge(limit, what));
+          return;
+        }
+        controller.enqueue(chunk);
+      },
+      flush() {
+        ended = true;
+      },
+    }),
+  );
+  const body = counted.pipeThrough(new FixedLengthStream(length));
+  return {
+    body,
+    length,
+    failure: () => {
+      if (seen > limit) return payloadTooLarge(limit, what);
+      if (seen > length || (ended && seen !== length)) return badRequest(`The body did not match its Content-Length of ${length} bytes.`);
+      return null;
+    },
+  };
+}

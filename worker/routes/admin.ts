@@ -1,16 +1,175 @@
-// Admin API. PLACEHOLDER: operations issue.
+// Admin API under /sync/admin/ (requireAdmin: Bearer ADMIN_TOKEN runs first in the route table).
+// JSON in and out; mistakes are HttpErrors. Handlers stay thin: validate, call storage or the
+// hub, shape the answer.
 import type { Handler } from "../request-context";
-import { HttpError } from "../lib/errors";
+import { badRequest, HttpError, notFound } from "../lib/errors";
+import { DEFAULTS } from "../lib/config";
+import { readBodyWithin, readJsonObject } from "../lib/body";
+import { normalizePath } from "../lib/paths";
+import { issueChecksummedMeshId } from "../lib/mesh-id";
+import { meshHub } from "../hub-client";
+import { createApiKey, listApiKeys, revokeApiKey } from "../storage/api-keys";
+import { listSessions as listSessionRecords, revokeSession as revokeSessionRecord } from "../storage/sessions";
+import { readMeshStats } from "../storage/mesh-stats";
+import { DEFAULT_WIPE_BUDGET_MS, DEFAULT_WIPE_MAX_PAGES, deleteMeshUsage, wipeMeshData } from "../storage/mesh-wipe";
+import { ADMIN_RECONCILE_BUDGET_MS, ADMIN_RECONCILE_MAX_PAGES, reconcileMesh as reconcileMeshIndex } from "../storage/reconcile";
+import { runMaintenance } from "./maintenance";
 
-const notYet: Handler = () => { throw new HttpError("unavailable", "Not implemented yet."); };
+const json = (body: unknown, status = 200): Response =>
+  new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
 
-export const listKeys: Handler = notYet;
-export const createKey: Handler = notYet;
-export const revokeKey: Handler = notYet;
-export const listSessions: Handler = notYet;
-export const revokeSession: Handler = notYet;
-export const meshStats: Handler = notYet;
-export const wipeMesh: Handler = notYet;
-export const reconcileMesh: Handler = notYet;
-export const runMaintenanceNow: Handler = notYet;
-export const issueMeshId: Handler = notYet;
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
+
+/** A hub that does not answer is the server's trouble, not the caller's: 503, retry. */
+async function fromHub<T>(mesh: string, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    console.error(JSON.stringify({ level: "error", msg: "hub call failed", mesh, error: String(err) }));
+    throw new HttpError("unavailable", "The mesh's hub did not answer; retry.");
+  }
+}
+
+/** A body some routes take optionally: none (or an empty one) reads as {}. */
+async function readOptionalJson(request: Request): Promise<Record<string, unknown>> {
+  const bytes = await readBodyWithin(request, DEFAULTS.limits.jsonBody, "JSON body");
+  if (bytes.byteLength === 0) return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    throw badRequest("The request body is not valid JSON.");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw badRequest("The request body must be a JSON object.");
+  }
+  return value as Record<string, unknown>;
+}
+
+// Key ids are 16 hex characters and jtis are opaque but short; anything else cannot exist.
+const ID_PARAM = /^[A-Za-z0-9_-]{1,128}$/;
+
+function idParam(value: unknown, what: string): string {
+  if (typeof value !== "string" || !ID_PARAM.test(value)) throw badRequest(`The ${what} is malformed.`);
+  return value;
+}
+
+export const listKeys: Handler = async (_request, env) => json({ keys: await listApiKeys(env.DB) });
+
+export const createKey: Handler = async (request, env) => {
+  const body = await readJsonObject(request, DEFAULTS.limits.jsonBody);
+  const created = await createApiKey(env.DB, {
+    name: body.name as string,
+    meshPattern: body.meshPattern as string,
+    access: (body.access ?? "full") as "full" | "readonly",
+  });
+  return json(created, 201);
+};
+
+export const revokeKey: Handler = async (request, env) => {
+  const id = idParam(request.params.id, "key id");
+  const revoked = await revokeApiKey(env, id);
+  if (revoked === null) throw notFound(`No API key has the id ${id}.`);
+  return json({ key: revoked });
+};
+
+const TRUE = new Set(["1", "true", "yes"]);
+
+export const listSessions: Handler = async (request, env) => {
+  const { mesh, includeExpired, limit } = request.query;
+  if (Array.isArray(mesh) || Array.isArray(includeExpired) || Array.isArray(limit)) {
+    throw badRequest("Give each query parameter at most once.");
+  }
+  let max: number | undefined;
+  if (limit !== undefined) {
+    if (!/^\d{1,5}$/.test(limit) || Number(limit) < 1) throw badRequest("limit must be a positive integer.");
+    max = Number(limit);
+  }
+  const sessions = await listSessionRecords(env.DB, {
+    meshPattern: mesh === undefined || mesh === "" ? undefined : mesh,
+    includeExpired: includeExpired !== undefined && TRUE.has(includeExpired),
+    limit: max,
+  });
+  return json({ sessions });
+};
+
+export const revokeSession: Handler = async (request, env) => {
+  const jti = idParam(request.params.jti, "session id");
+  const revoked = await revokeSessionRecord(env, jti);
+  if (revoked === null) throw notFound(`No session has the id ${jti}.`);
+  return json({ session: revoked });
+};
+
+export const meshStats: Handler = async (request, env) => {
+  const mesh = request.meshId;
+  const [stored, hub] = await Promise.all([readMeshStats(env.DB, mesh), fromHub(mesh, async () => meshHub(env, mesh).stats())]);
+  return json({
+    mesh,
+    objects: stored.objects,
+    bytes: stored.bytes,
+    tombstones: stored.tombstones,
+    storedFiles: stored.storedFiles,
+    storedBytes: stored.storedBytes,
+    lastWriteAt: iso(stored.lastWriteAt),
+    lastReadAt: iso(stored.lastReadAt),
+    evictedAt: iso(stored.evictedAt),
+    evictedRoots: stored.evictedRoots,
+    hub: {
+      connected: hub.connected,
+      seq: hub.seq,
+      currentGeneration: hub.currentGeneration,
+      controlObjects: hub.controlObjects,
+      controlBytes: hub.controlBytes,
+    },
+  });
+};
+
+export const wipeMesh: Handler = async (request, env) => {
+  const mesh = request.meshId;
+  // The hub first: it closes the mesh's sockets and drops the control objects (manifest
+  // included), so no device keeps syncing against a half-wiped mesh.
+  const hub = await fromHub(mesh, async () => meshHub(env, mesh).wipe());
+  const data = await wipeMeshData(env.BUCKET, env.DB, mesh, {
+    deadline: Date.now() + DEFAULT_WIPE_BUDGET_MS,
+    maxPages: DEFAULT_WIPE_MAX_PAGES,
+  });
+  if (data.complete) await deleteMeshUsage(env.DB, mesh);
+  return json({
+    mesh,
+    complete: data.complete,
+    r2Objects: data.r2Objects,
+    indexRows: data.indexRows,
+    indexedFolders: data.indexedFolders,
+    storedFiles: data.storedFiles,
+    hub: { controlObjects: hub.controlObjects, snapshots: hub.snapshots, closedSockets: hub.closedSockets },
+  });
+};
+
+/** Optional body `{ startAfter }`: the resumeAfter of an earlier incomplete run. */
+export const reconcileMesh: Handler = async (request, env) => {
+  const { startAfter } = await readOptionalJson(request);
+  if (startAfter !== undefined && startAfter !== "" && typeof startAfter !== "string") {
+    throw badRequest("startAfter must be a path (the resumeAfter of an earlier run).");
+  }
+  const report = await reconcileMeshIndex(env, request.meshId, {
+    deadline: Date.now() + ADMIN_RECONCILE_BUDGET_MS,
+    maxPages: ADMIN_RECONCILE_MAX_PAGES,
+    startAfter: typeof startAfter === "string" && startAfter !== "" ? normalizePath(startAfter) : undefined,
+  });
+  return json(report);
+};
+
+export const runMaintenanceNow: Handler = async (_request, env) => {
+  return json(await runMaintenance(env, "admin"));
+};
+
+export const issueMeshId: Handler = async (_request, env) => {
+  const secret = env.MESH_ID_CHECKSUM_SECRET;
+  if (secret === undefined || secret === "") {
+    throw new HttpError(
+      "unavailable",
+      "Checksummed mesh ids need MESH_ID_CHECKSUM_SECRET: set it with `wrangler secret put MESH_ID_CHECKSUM_SECRET`.",
+    );
+  }
+  return json({ meshId: await issueChecksummedMeshId(secret) }, 201);
+};

@@ -1,8 +1,14 @@
-// Push WebSocket routes (PROTOCOL.md section 6). PLACEHOLDER: hub issue.
+// Push WebSocket routes (PROTOCOL.md section 6): the upgrade is authorized here (read access),
+// then handed to the mesh's hub, which holds the hibernatable socket.
 import type { Handler } from "../request-context";
 import { HttpError } from "../lib/errors";
+import { openPushSocket, pushHealth } from "../storage/push";
 
-const notYet: Handler = () => { throw new HttpError("unavailable", "Not implemented yet."); };
+export const upgrade: Handler = (request, env) => {
+  if ((request.headers.get("Upgrade") ?? "").toLowerCase() !== "websocket") {
+    throw new HttpError("upgrade_required", "This route only accepts a WebSocket upgrade (Upgrade: websocket).");
+  }
+  return openPushSocket(env, request.meshId, request, request.principal);
+};
 
-export const upgrade: Handler = notYet;
-export const health: Handler = notYet;
+export const health: Handler = async (request, env) => Response.json(await pushHealth(env, request.meshId));

@@ -1,19 +1,307 @@
-// D1 read-through index of a mesh's objects. CONTRACT STUB: the core data plane issue implements
-// these; the hub-backed storage modules call upsertEntry/tombstoneEntries after every hub write.
-import type { ObjectEntry } from "./object-types";
+// D1 read-through index of a mesh's objects (R2 bodies and the hub's control objects). It answers
+// list-files, list-folders and metadata without listing R2. Writes upsert and deletes tombstone,
+// so the index is never stale after an acknowledged write or delete; a folder that was never
+// indexed is filled once from R2 and the hub (fillFolder), with INSERT OR IGNORE so a fill racing
+// a write or delete can neither overwrite the newer row nor resurrect a tombstone.
+import { classifyPath, isControlClass, nameOf, parentOf, type PathClass } from "../lib/paths";
+import type { ObjectEntry, ObjectLocation } from "./object-types";
+import { touchWriteStatement } from "./usage";
+
+/** An index row, live or tombstoned. */
+export interface IndexRow extends ObjectEntry {
+  /** Epoch ms of the delete, or null while live. */
+  deletedAt: number | null;
+}
+
+interface RawRow {
+  path: string;
+  size: number;
+  etag: string;
+  modified_at: number;
+  class: string;
+  location: string;
+  version: number;
+  deleted_at: number | null;
+}
+
+const COLUMNS = "path, size, etag, modified_at, class, location, version, deleted_at";
+
+function fromRaw(row: RawRow): IndexRow {
+  return {
+    path: row.path,
+    size: row.size,
+    etag: row.etag,
+    modifiedAt: row.modified_at,
+    cls: row.class as PathClass,
+    location: row.location as ObjectLocation,
+    version: row.version,
+    deletedAt: row.deleted_at,
+  };
+}
+
+/** Rows per INSERT ... SELECT FROM json_each(?): keeps every statement far below D1's size limits. */
+const ROWS_PER_STATEMENT = 200;
+
+function chunked<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+/** Descendants of a folder `F` are exactly the paths in ["F/", "F0"): '0' sorts right after '/'. */
+export function subtreeRange(folder: string): [string, string] {
+  return folder === "/" ? ["/", "0"] : [`${folder}/`, `${folder}0`];
+}
+
+/** Every ancestor folder of a normalized path, the path itself included, root first. */
+export function selfAndAncestors(folder: string): string[] {
+  const out = ["/"];
+  if (folder === "/") return out;
+  let at = 0;
+  for (;;) {
+    const next = folder.indexOf("/", at + 1);
+    if (next === -1) break;
+    out.push(folder.slice(0, next));
+    at = next;
+  }
+  out.push(folder);
+  return out;
+}
+
+/**
+ * The upsert statement for one live entry. The WHERE clause makes it conditional: a hub entry
+ * whose write was reordered behind a newer write or delete of the same path leaves the row alone.
+ */
+export function upsertStatement(db: D1Database, meshId: string, entry: ObjectEntry): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO objects (mesh, path, parent, name, size, etag, modified_at, class, location, version, deleted_at)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL)
+       ON CONFLICT (mesh, path) DO UPDATE SET
+         size = excluded.size, etag = excluded.etag, modified_at = excluded.modified_at,
+         class = excluded.class, location = excluded.location, version = excluded.version,
+         deleted_at = NULL
+       WHERE excluded.version >= objects.version`,
+    )
+    .bind(
+      meshId,
+      entry.path,
+      parentOf(entry.path),
+      nameOf(entry.path),
+      entry.size,
+      entry.etag,
+      entry.modifiedAt,
+      entry.cls,
+      entry.location,
+      entry.version,
+    );
+}
 
 /** Inserts or replaces a live entry (clears any tombstone). Never moves a hub entry to an older version. */
-export async function upsertEntry(_db: D1Database, _meshId: string, _entry: ObjectEntry): Promise<void> {
-  throw new Error("object-index.upsertEntry: not implemented yet");
+export async function upsertEntry(db: D1Database, meshId: string, entry: ObjectEntry): Promise<void> {
+  // One round trip: the index row and the mesh's last write time commit together.
+  await db.batch([upsertStatement(db, meshId, entry), touchWriteStatement(db, meshId, entry.modifiedAt)]);
+}
+
+/**
+ * Tombstone statements for the given paths. A path the index has never seen still gets a
+ * tombstone row, so a read-through fill that listed the object before it was deleted cannot
+ * bring it back. An existing tombstone keeps its first deletion time (the grace clock).
+ */
+export function tombstoneStatements(
+  db: D1Database,
+  meshId: string,
+  paths: readonly string[],
+  at: number,
+  version = 0,
+): D1PreparedStatement[] {
+  return chunked(paths, ROWS_PER_STATEMENT).map((chunk) => {
+    const rows = chunk.map((path) => {
+      const cls = classifyPath(path);
+      return { p: path, d: parentOf(path), n: nameOf(path), c: cls, l: isControlClass(cls) ? "hub" : "r2" };
+    });
+    return db
+      .prepare(
+        `INSERT INTO objects (mesh, path, parent, name, size, etag, modified_at, class, location, version, deleted_at)
+         SELECT ?1, json_extract(value, '$.p'), json_extract(value, '$.d'), json_extract(value, '$.n'),
+                0, '""', ?2, json_extract(value, '$.c'), json_extract(value, '$.l'), ?3, ?2
+         FROM json_each(?4) WHERE true
+         ON CONFLICT (mesh, path) DO UPDATE SET
+           deleted_at = coalesce(objects.deleted_at, excluded.deleted_at),
+           version = max(objects.version, excluded.version)
+         WHERE excluded.version >= objects.version`,
+      )
+      .bind(meshId, at, version, JSON.stringify(rows));
+  });
 }
 
 /** Marks entries deleted at `at` (epoch ms); `version` guards hub entries against reordering. */
 export async function tombstoneEntries(
-  _db: D1Database,
-  _meshId: string,
-  _paths: readonly string[],
-  _at: number,
-  _version = 0,
+  db: D1Database,
+  meshId: string,
+  paths: readonly string[],
+  at: number,
+  version = 0,
 ): Promise<void> {
-  throw new Error("object-index.tombstoneEntries: not implemented yet");
+  if (paths.length === 0) return;
+  await db.batch([...tombstoneStatements(db, meshId, paths, at, version), touchWriteStatement(db, meshId, at)]);
+}
+
+/** One row by exact path, live or tombstoned. */
+export async function readRow(db: D1Database, meshId: string, path: string): Promise<IndexRow | null> {
+  const row = await db
+    .prepare(`SELECT ${COLUMNS} FROM objects WHERE mesh = ?1 AND path = ?2`)
+    .bind(meshId, path)
+    .first<RawRow>();
+  return row ? fromRaw(row) : null;
+}
+
+/** A live entry by exact path, or null. */
+export async function readLiveEntry(db: D1Database, meshId: string, path: string): Promise<IndexRow | null> {
+  const row = await readRow(db, meshId, path);
+  return row && row.deletedAt === null ? row : null;
+}
+
+/** Live direct children of a folder, sorted by name. */
+export async function listChildren(db: D1Database, meshId: string, folder: string): Promise<IndexRow[]> {
+  const { results } = await db
+    .prepare(`SELECT ${COLUMNS} FROM objects WHERE mesh = ?1 AND parent = ?2 AND deleted_at IS NULL ORDER BY name`)
+    .bind(meshId, folder)
+    .all<RawRow>();
+  return results.map(fromRaw);
+}
+
+/** Names of the folders directly under `folder` that hold at least one live object, sorted. */
+export async function listChildFolders(db: D1Database, meshId: string, folder: string): Promise<string[]> {
+  const [from, to] = subtreeRange(folder);
+  const { results } = await db
+    .prepare(
+      `SELECT DISTINCT parent FROM objects
+       WHERE mesh = ?1 AND parent >= ?2 AND parent < ?3 AND deleted_at IS NULL`,
+    )
+    .bind(meshId, from, to)
+    .all<{ parent: string }>();
+  const names = new Set<string>();
+  for (const { parent } of results) {
+    const rest = parent.slice(from.length);
+    const slash = rest.indexOf("/");
+    const name = slash === -1 ? rest : rest.slice(0, slash);
+    if (name !== "") names.add(name);
+  }
+  return [...names].sort();
+}
+
+/** The live entry at `path` and every live entry under `path/`. */
+export async function listLiveSubtree(db: D1Database, meshId: string, path: string): Promise<IndexRow[]> {
+  const [from, to] = subtreeRange(path);
+  const { results } = await db
+    .prepare(
+      `SELECT ${COLUMNS} FROM objects
+       WHERE mesh = ?1 AND (path = ?2 OR (path >= ?3 AND path < ?4)) AND deleted_at IS NULL`,
+    )
+    .bind(meshId, path, from, to)
+    .all<RawRow>();
+  return results.map(fromRaw);
+}
+
+/** True when the folder or one of its ancestors is marked as completely indexed. */
+export async function isIndexed(db: D1Database, meshId: string, folder: string): Promise<boolean> {
+  const row = await db
+    .prepare(`SELECT 1 AS hit FROM indexed_folders WHERE mesh = ?1 AND folder IN (SELECT value FROM json_each(?2)) LIMIT 1`)
+    .bind(meshId, JSON.stringify(selfAndAncestors(folder)))
+    .first<{ hit: number }>();
+  return row !== null;
+}
+
+/**
+ * Fills the index for a folder's subtree from a complete listing of it, then marks the folder.
+ * INSERT OR IGNORE: rows written (or tombstoned) since the listing was taken are newer and win.
+ */
+export async function fillFolder(
+  db: D1Database,
+  meshId: string,
+  folder: string,
+  entries: readonly ObjectEntry[],
+  now: number,
+): Promise<void> {
+  const statements = chunked(entries, ROWS_PER_STATEMENT).map((chunk) => {
+    const rows = chunk.map((e) => ({
+      p: e.path,
+      d: parentOf(e.path),
+      n: nameOf(e.path),
+      s: e.size,
+      e: e.etag,
+      m: e.modifiedAt,
+      c: e.cls,
+      l: e.location,
+      v: e.version,
+    }));
+    return db
+      .prepare(
+        `INSERT OR IGNORE INTO objects (mesh, path, parent, name, size, etag, modified_at, class, location, version, deleted_at)
+         SELECT ?1, json_extract(value, '$.p'), json_extract(value, '$.d'), json_extract(value, '$.n'),
+                json_extract(value, '$.s'), json_extract(value, '$.e'), json_extract(value, '$.m'),
+                json_extract(value, '$.c'), json_extract(value, '$.l'), json_extract(value, '$.v'), NULL
+         FROM json_each(?2)`,
+      )
+      .bind(meshId, JSON.stringify(rows));
+  });
+  statements.push(
+    db.prepare(`INSERT OR IGNORE INTO indexed_folders (mesh, folder, indexed_at) VALUES (?1, ?2, ?3)`).bind(meshId, folder, now),
+  );
+  await db.batch(statements);
+}
+
+/** Inserts an entry only if the index has no row for its path (repairs without resurrecting). */
+export async function insertEntryIfAbsent(db: D1Database, meshId: string, entry: ObjectEntry): Promise<void> {
+  await db
+    .prepare(
+      `INSERT OR IGNORE INTO objects (mesh, path, parent, name, size, etag, modified_at, class, location, version, deleted_at)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL)`,
+    )
+    .bind(meshId, entry.path, parentOf(entry.path), nameOf(entry.path), entry.size, entry.etag, entry.modifiedAt, entry.cls, entry.location, entry.version)
+    .run();
+}
+
+/** Tombstones whose R2 body may still exist and whose grace has run out, oldest first. */
+export async function listPurgeableTombstones(
+  db: D1Database,
+  deletedBefore: number,
+  limit: number,
+): Promise<{ mesh: string; path: string }[]> {
+  const { results } = await db
+    .prepare(
+      `SELECT mesh, path FROM objects
+       WHERE deleted_at IS NOT NULL AND deleted_at < ?1 AND location = 'r2'
+       ORDER BY deleted_at LIMIT ?2`,
+    )
+    .bind(deletedBefore, limit)
+    .all<{ mesh: string; path: string }>();
+  return results;
+}
+
+/**
+ * Records that a tombstone's R2 body is gone, so the purge does not revisit it. The row itself
+ * stays for the retention: it keeps a re-PUT of the same change file deleted (its content is
+ * covered by the committed snapshot) and keeps read-through fills from resurrecting it.
+ */
+export function markPurgedStatements(db: D1Database, rows: readonly { mesh: string; path: string }[]): D1PreparedStatement[] {
+  return chunked(rows, ROWS_PER_STATEMENT).map((chunk) =>
+    db
+      .prepare(
+        `UPDATE objects SET location = 'purged'
+         WHERE deleted_at IS NOT NULL AND location = 'r2'
+           AND (mesh, path) IN (SELECT json_extract(value, '$.m'), json_extract(value, '$.p') FROM json_each(?1))`,
+      )
+      .bind(JSON.stringify(chunk.map((r) => ({ m: r.mesh, p: r.path })))),
+  );
+}
+
+/** Drops tombstones older than the retention whose bodies are gone (or live in the hub). */
+export async function dropOldTombstones(db: D1Database, deletedBefore: number): Promise<number> {
+  const result = await db
+    .prepare(`DELETE FROM objects WHERE deleted_at IS NOT NULL AND deleted_at < ?1 AND location <> 'r2'`)
+    .bind(deletedBefore)
+    .run();
+  return result.meta.changes ?? 0;
 }

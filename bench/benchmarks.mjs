@@ -1,0 +1,203 @@
+// The individual benchmarks. Each takes the running worker and the device simulator module and
+// returns table rows; every loop is bounded in count, and the caller bounds the whole run in time.
+import { median, percentile, pool, timed } from "./stats.mjs";
+import { findWorkerdPids, sampleRss } from "./process-memory.mjs";
+
+const MiB = 1024 * 1024;
+
+function newMesh(tag) {
+  return `bench_${tag}_${crypto.randomUUID()}`;
+}
+
+/** Median of per-run medians and of per-run p95s, in one table row. */
+function summarize(name, unit, perRun, note) {
+  return {
+    name,
+    unit,
+    runs: perRun.length,
+    median: median(perRun.map((r) => r.median)),
+    p95: perRun[0]?.p95 === undefined ? null : median(perRun.map((r) => r.p95)),
+    note,
+    raw: perRun,
+  };
+}
+
+function changeName(sim, deviceId, i, ms = Date.now()) {
+  return `${sim.formatHlc(ms, i % 0x10000, deviceId)}-chg_${sim.uuidv7(ms)}.json`;
+}
+
+async function mustOk(res, what) {
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${what} answered ${res.status}: ${text.slice(0, 200)}`);
+  return text;
+}
+
+/** Sequential PUTs of ~1 KiB change files by one device. */
+export async function changePutLatency({ base, sim, runs, log }) {
+  const perRun = [];
+  for (let run = 0; run < runs; run++) {
+    const d = new sim.Device({ base, mesh: newMesh("put"), deviceId: "dev_put" });
+    const times = [];
+    for (let i = 0; i < 100; i++) {
+      const name = changeName(sim, d.deviceId, i);
+      const body = sim.seal({ change: name, rows: { k: String(i) } }, 700);
+      const { ms } = await timed(async () => mustOk(await d.putFile(d.path(`changes/${name}`), body), "change PUT"));
+      times.push(ms);
+    }
+    perRun.push({ median: median(times), p95: percentile(times, 95) });
+    log(`change PUT latency run ${run + 1}/${runs}: median ${median(times).toFixed(1)} ms`);
+  }
+  return [summarize("change PUT latency (1 KiB, sequential)", "ms", perRun, "100 PUTs per run")];
+}
+
+/** Full client flushes (about 7 requests each) from N concurrent devices on one mesh. */
+async function flushThroughput({ base, sim }, devices, flushesPerDevice) {
+  const mesh = newMesh(`w${devices}`);
+  const all = Array.from({ length: devices }, (_, i) => new sim.Device({ base, mesh, deviceId: `dev_w${i}` }));
+  for (const d of all) await d.connect();
+  const before = all.reduce((n, d) => n + [...d.requestCounts.values()].reduce((a, b) => a + b, 0), 0);
+  const { ms } = await timed(() =>
+    Promise.all(
+      all.map(async (d) => {
+        for (let i = 0; i < flushesPerDevice; i++) {
+          d.write({ [`row${i % 5}`]: `${d.deviceId}:${i}` });
+          await d.flush();
+        }
+      }),
+    ),
+  );
+  const after = all.reduce((n, d) => n + [...d.requestCounts.values()].reduce((a, b) => a + b, 0), 0);
+  const flushes = devices * flushesPerDevice;
+  return { perSecond: flushes / (ms / 1000), requestsPerFlush: (after - before) / flushes, requestsPerSecond: (after - before) / (ms / 1000) };
+}
+
+export async function writesPerSecond(ctx) {
+  const { runs, log } = ctx;
+  const eight = [];
+  const one = [];
+  let requestsPerFlush = 0;
+  for (let run = 0; run < runs; run++) {
+    const r8 = await flushThroughput(ctx, 8, 15);
+    const r1 = await flushThroughput(ctx, 1, 30);
+    eight.push(r8.perSecond);
+    one.push(r1.perSecond);
+    requestsPerFlush = r8.requestsPerFlush;
+    log(`writes/s run ${run + 1}/${runs}: 8 devices ${r8.perSecond.toFixed(1)}/s (${r8.requestsPerSecond.toFixed(0)} req/s), 1 device ${r1.perSecond.toFixed(1)}/s`);
+  }
+  const ratios = eight.map((v, i) => v / one[i]);
+  return [
+    { name: "writes/s, 8 concurrent devices (full flush)", unit: "flush/s", runs, median: median(eight), p95: null, note: `${requestsPerFlush.toFixed(1)} requests per flush, 120 flushes per run`, raw: eight },
+    { name: "writes/s, 1 device (full flush)", unit: "flush/s", runs, median: median(one), p95: null, note: "30 flushes per run", raw: one },
+    { name: "8-device / 1-device write ratio", unit: "x", runs, median: median(ratios), p95: null, note: "2 cores shared by client and worker", raw: ratios },
+  ];
+}
+
+/** Write acknowledged -> invalidation frame received, one write at a time (no coalescing). */
+export async function pushLatency({ base, sim, runs, log, writes = 200 }) {
+  const perRun = [];
+  for (let run = 0; run < runs; run++) {
+    const mesh = newMesh("push");
+    const writer = new sim.Device({ base, mesh, deviceId: "dev_pw" });
+    const reader = new sim.Device({ base, mesh, deviceId: "dev_pr" });
+    await reader.subscribe();
+    const times = [];
+    try {
+      for (let i = 0; i < writes; i++) {
+        const name = changeName(sim, writer.deviceId, i);
+        const path = writer.path(`changes/${name}`);
+        await mustOk(await writer.putFile(path, sim.seal({ change: name, rows: { i: String(i) } }, 200)), "change PUT");
+        const acked = performance.now();
+        const frame = await reader.nextFrame((f) => f.path === path || (Array.isArray(f.paths) && f.paths.includes(path)), 10_000);
+        times.push(Math.max(0, frame.receivedAt - acked));
+        reader.drainFrames();
+      }
+    } finally {
+      await reader.close();
+    }
+    perRun.push({ median: median(times), p95: percentile(times, 95) });
+    log(`push latency run ${run + 1}/${runs}: p50 ${median(times).toFixed(1)} ms, p95 ${percentile(times, 95).toFixed(1)} ms`);
+  }
+  return [summarize("push latency (ack -> frame)", "ms", perRun, `${writes} writes per run; includes the 100 ms quiet window`)];
+}
+
+/** Fills `<root>/changes` with `count` sealed change files through concurrent PUTs. */
+async function fillChanges({ base, sim }, mesh, root, count, concurrency = 32) {
+  const d = new sim.Device({ base, mesh, root, deviceId: "dev_fill" });
+  const start = Date.now() - count;
+  const names = Array.from({ length: count }, (_, i) => changeName(sim, d.deviceId, i, start + i));
+  const { ms } = await timed(() =>
+    pool(names, concurrency, async (name, i) => {
+      const body = sim.seal({ change: name, rows: { [`k${i % 50}`]: String(i) } }, 200);
+      await mustOk(await d.putFile(d.path(`changes/${name}`), body), "fill PUT");
+    }),
+  );
+  return { names, perSecond: count / (ms / 1000) };
+}
+
+export async function listAndCatchUp(ctx) {
+  const { base, sim, runs, log } = ctx;
+  const mesh = newMesh("list");
+  const rows = [];
+  const fills = [];
+  for (const [root, count] of [["/Folder1k", 1_000], ["/Folder10k", 10_000]]) {
+    const fill = await fillChanges(ctx, mesh, root, count);
+    fills.push(fill.perSecond);
+    log(`filled ${root}/changes with ${count} files at ${fill.perSecond.toFixed(0)} PUT/s (32 concurrent)`);
+    const d = new sim.Device({ base, mesh, root, deviceId: "dev_list" });
+    const times = [];
+    for (let i = 0; i < Math.max(runs, 10); i++) {
+      const { ms, value } = await timed(() => d.listFiles(d.path("changes")));
+      if (value.length !== count) throw new Error(`listing ${root}/changes returned ${value.length} files, expected ${count}`);
+      times.push(ms);
+    }
+    rows.push({ name: `list-files latency, ${count.toLocaleString("en")} files`, unit: "ms", runs: times.length, median: median(times), p95: percentile(times, 95), note: "POST list-files on one folder", raw: times });
+  }
+  rows.push({ name: "concurrent change PUTs while filling (32 in flight)", unit: "PUT/s", runs: fills.length, median: median(fills), p95: null, note: "1k and 10k fills", raw: fills });
+  rows.push({ name: "list 10k / list 1k latency ratio", unit: "x", runs: 1, median: rows[1].median / rows[0].median, p95: null, note: "" });
+
+  // Catch-up: a brand-new device connects to the 1k-change mesh and merges everything.
+  await new sim.Device({ base, mesh, root: "/Folder1k", deviceId: "dev_boot" }).bootstrap();
+  const catchUp = [];
+  for (let run = 0; run < runs; run++) {
+    const fresh = new sim.Device({ base, mesh, root: "/Folder1k", deviceId: `dev_new${run}` });
+    const { ms } = await timed(() => fresh.connect());
+    if (fresh.merged.size < 1_000) throw new Error(`catch-up merged ${fresh.merged.size} of 1000 changes`);
+    catchUp.push(ms);
+    log(`catch-up run ${run + 1}/${runs}: ${ms.toFixed(0)} ms for ${fresh.merged.size} changes`);
+  }
+  rows.push({ name: "catch-up, new device over 1,000 change files", unit: "ms", runs, median: median(catchUp), p95: null, note: "connect + pull, sequential GETs as the client does", raw: catchUp });
+  return rows;
+}
+
+/** A 100 MiB snapshot PUT: time, throughput and the workerd process's peak memory. */
+export async function snapshotUpload({ base, sim, runs, log, workerPid }) {
+  const size = 100 * MiB;
+  const body = Buffer.alloc(size);
+  for (let off = 0; off < size; off += 65_536) crypto.getRandomValues(body.subarray(off, Math.min(size, off + 65_536)));
+  const pids = findWorkerdPids(workerPid);
+  const times = [];
+  const peaks = [];
+  let baseline = 0;
+  for (let run = 0; run < runs; run++) {
+    const d = new sim.Device({ base, mesh: newMesh("snap"), deviceId: "dev_snap" });
+    const sampler = sampleRss(pids);
+    baseline = Math.max(baseline, sampler.stop());
+    const during = sampleRss(pids);
+    const { ms } = await timed(async () => mustOk(await d.putFile(d.path("mainline/snapshot-1-server_relay_1.json"), body), "snapshot PUT"));
+    const peak = during.stop();
+    times.push(ms);
+    peaks.push(peak);
+    log(`100 MiB snapshot run ${run + 1}/${runs}: ${ms.toFixed(0)} ms, workerd peak RSS ${(peak / 1024).toFixed(0)} MiB`);
+  }
+  const throughput = times.map((ms) => 100 / (ms / 1000));
+  const rows = [
+    { name: "100 MiB snapshot upload", unit: "ms", runs, median: median(times), p95: null, note: "single PUT, streamed to R2", raw: times },
+    { name: "100 MiB snapshot upload throughput", unit: "MiB/s", runs, median: median(throughput), p95: null, note: "", raw: throughput },
+  ];
+  if (pids.length > 0) {
+    rows.push({ name: "workerd peak RSS during the upload", unit: "MiB", runs, median: median(peaks) / 1024, p95: null, note: `max ${(Math.max(...peaks) / 1024).toFixed(0)} MiB; idle before ${(baseline / 1024).toFixed(0)} MiB (VmRSS, sampled every 25 ms)`, raw: peaks.map((k) => k / 1024) });
+  } else {
+    rows.push({ name: "workerd peak RSS during the upload", unit: "MiB", runs: 0, median: null, p95: null, note: "workerd process not found under /proc" });
+  }
+  return rows;
+}

@@ -1,0 +1,498 @@
+// Fault injection against the real local bindings: the worker's default export is called with an
+// env whose R2 bucket, D1 database or hub namespace is a Proxy around the real binding that fails
+// once. After every fault the write must be either fully acknowledged and visible, or refused
+// (retryable) with no partial state visible: GET, metadata and the parent listing agree. Then a
+// plain retry succeeds.
+import {
+  abortAllDurableObjects,
+  createExecutionContext,
+  env,
+  evictDurableObject,
+  SELF,
+  waitOnExecutionContext,
+} from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import worker from "../../worker/index";
+import type { Env } from "../../worker/env";
+
+const ORIGIN = "http://meshbox.test/sync";
+const ROOT = "/MyApp";
+
+function newMesh(): string {
+  return `mesh_${crypto.randomUUID()}`;
+}
+
+function fileUrl(mesh: string, path: string): string {
+  return `${ORIGIN}/io/${mesh}/file?path=${encodeURIComponent(path)}`;
+}
+
+function changePath(device = "dev_fault"): string {
+  const ms = String(Date.now()).padStart(15, "0");
+  return `${ROOT}/changes/${ms}-0000-${device}-chg_${crypto.randomUUID()}.json`;
+}
+
+function randomBytes(n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let off = 0; off < n; off += 65_536) crypto.getRandomValues(out.subarray(off, Math.min(n, off + 65_536)));
+  return out;
+}
+
+function sealedChange(padding = 256): string {
+  const iv = btoa(String.fromCharCode(...randomBytes(12)));
+  const ct = btoa(String.fromCharCode(...randomBytes(padding)));
+  return JSON.stringify({ v: 1, iv, ct });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Injection
+
+interface Fault {
+  /** How many times the fault fired. */
+  fired: number;
+  /** How many calls of the method were seen. */
+  calls: number;
+}
+
+/**
+ * Wraps a binding so that the `nth` call of `method` fails once: "before" throws without calling
+ * the real binding; "after" lets the real call complete (the body is stored) and then throws, as
+ * when the answer is lost on the way back.
+ */
+function failingOnce<T extends object>(real: T, method: string, nth: number, when: "before" | "after"): { binding: T; fault: Fault } {
+  const fault: Fault = { fired: 0, calls: 0 };
+  const binding = new Proxy(real, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target) as unknown;
+      if (typeof value !== "function") return value;
+      const bound = (value as (...args: unknown[]) => unknown).bind(target);
+      if (prop !== method) return bound;
+      return async (...args: unknown[]) => {
+        fault.calls += 1;
+        const fire = fault.calls === nth;
+        if (fire && when === "before") {
+          fault.fired += 1;
+          throw new Error(`injected fault: ${method} failed before running`);
+        }
+        const result = await bound(...args);
+        if (fire) {
+          fault.fired += 1;
+          throw new Error(`injected fault: ${method} completed but its answer was lost`);
+        }
+        return result;
+      };
+    },
+  });
+  return { binding, fault };
+}
+
+/** Calls the worker's default export with a modified env, as the runtime would. */
+async function callWith(testEnv: Env, request: Request): Promise<{ status: number; text: string }> {
+  const ctx = createExecutionContext();
+  const res = await worker.fetch(request, testEnv, ctx);
+  const text = await res.text();
+  await waitOnExecutionContext(ctx);
+  return { status: res.status, text };
+}
+
+function envWith(overrides: Partial<Env>): Env {
+  return { ...(env as unknown as Env), ...overrides };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Observation
+
+interface Visibility {
+  get: number;
+  body: string | null;
+  metadata: number;
+  listed: boolean;
+}
+
+async function visibility(mesh: string, path: string): Promise<Visibility> {
+  const got = await SELF.fetch(fileUrl(mesh, path));
+  const body = got.status === 200 ? await got.text() : (await got.arrayBuffer(), null);
+  const meta = await SELF.fetch(`${ORIGIN}/io/${mesh}/metadata`, { method: "POST", body: JSON.stringify({ path }) });
+  await meta.arrayBuffer();
+  const parent = path.slice(0, path.lastIndexOf("/")) || "/";
+  const list = await SELF.fetch(`${ORIGIN}/io/${mesh}/list-files`, { method: "POST", body: JSON.stringify({ path: parent }) });
+  expect(list.status).toBe(200);
+  const files = ((await list.json()) as { files: { path: string }[] }).files;
+  return { get: got.status, body, metadata: meta.status, listed: files.some((f) => f.path === path) };
+}
+
+/** GET, metadata and listing agree: all present, or all absent. Returns which. */
+async function expectConsistent(mesh: string, path: string): Promise<"present" | "absent"> {
+  const v = await visibility(mesh, path);
+  if (v.get === 200) {
+    expect(v).toMatchObject({ metadata: 200, listed: true });
+    return "present";
+  }
+  expect(v).toMatchObject({ get: 404, metadata: 404, listed: false });
+  return "absent";
+}
+
+/** A refused write is retryable: a 5xx (or 4xx for a broken upload), never a 2xx that lies. */
+function expectRefusedOrAcknowledged(status: number): "acknowledged" | "refused" {
+  if (status >= 200 && status < 300) return "acknowledged";
+  expect(status).toBeGreaterThanOrEqual(400);
+  return "refused";
+}
+
+function put(mesh: string, path: string, body: BodyInit, headers: Record<string, string> = {}): Request {
+  return new Request(fileUrl(mesh, path), { method: "PUT", body, headers });
+}
+
+async function selfPut(mesh: string, path: string, body: BodyInit): Promise<number> {
+  const res = await SELF.fetch(put(mesh, path, body));
+  await res.arrayBuffer();
+  return res.status;
+}
+
+/** Bootstraps a mesh the way a new client does (manifest-1 and a generation-1 pointer). */
+async function bootstrap(mesh: string): Promise<void> {
+  const manifest = JSON.stringify({ version: 3, meshId: mesh, epoch: 0, snapshotPath: null, encrypted: true, writtenBy: "dev_fault", contentHash: "sha256:00" }, null, 2);
+  expect(await selfPut(mesh, `${ROOT}/manifest-1.json`, manifest)).toBe(201);
+  expect(await selfPut(mesh, `${ROOT}/manifest.json`, pointer(1))).toBe(201);
+}
+
+function pointer(generation: number): string {
+  return JSON.stringify({ currentGeneration: generation, file: `manifest-${generation}.json` }, null, 2);
+}
+
+function generationBody(mesh: string, epoch: number, snapshotPath: string | null): string {
+  return JSON.stringify({ version: 3, meshId: mesh, epoch, snapshotPath, encrypted: true, writtenBy: "dev_fault", contentHash: `sha256:${epoch}` }, null, 2);
+}
+
+/** A request body that delivers `okBytes` and then errors, like a client that goes away mid-upload. */
+function dyingBody(okBytes: number, chunk = 16_384): ReadableStream<Uint8Array> {
+  let sent = 0;
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent >= okBytes) {
+        controller.error(new Error("client disconnected"));
+        return;
+      }
+      const n = Math.min(chunk, okBytes - sent);
+      controller.enqueue(randomBytes(n));
+      sent += n;
+    },
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe("PUT /sync/io/<mesh>/file when R2 put fails", () => {
+  it("a change file whose R2 put stored the body but lost its answer is never half-visible, and a retry succeeds", async () => {
+    const mesh = newMesh();
+    const path = changePath();
+    const body = sealedChange();
+    const { binding, fault } = failingOnce(env.BUCKET, "put", 1, "after");
+    const first = await callWith(envWith({ BUCKET: binding }), put(mesh, path, body));
+    expect(fault.fired).toBe(1);
+    const outcome = expectRefusedOrAcknowledged(first.status);
+    const state = await expectConsistent(mesh, path);
+    if (outcome === "acknowledged") expect(state).toBe("present");
+
+    const retry = await selfPut(mesh, path, body);
+    expect([200, 201]).toContain(retry);
+    expect(await visibility(mesh, path)).toEqual({ get: 200, body, metadata: 200, listed: true });
+  });
+
+  it("a change file whose R2 put lost its answer in an already indexed changes folder is never half-visible", async () => {
+    const mesh = newMesh();
+    expect(await selfPut(mesh, changePath(), sealedChange())).toBe(201);
+    await expectConsistent(mesh, changePath());
+    const path = changePath();
+    const body = sealedChange();
+    const { binding, fault } = failingOnce(env.BUCKET, "put", 1, "after");
+    const first = await callWith(envWith({ BUCKET: binding }), put(mesh, path, body));
+    expect(fault.fired).toBe(1);
+    const outcome = expectRefusedOrAcknowledged(first.status);
+    const state = await expectConsistent(mesh, path);
+    if (outcome === "acknowledged") expect(state).toBe("present");
+    expect([200, 201]).toContain(await selfPut(mesh, path, body));
+    expect(await visibility(mesh, path)).toEqual({ get: 200, body, metadata: 200, listed: true });
+  });
+
+  it("a change file whose R2 put fails outright answers 503 and leaves nothing visible", async () => {
+    const mesh = newMesh();
+    const path = changePath();
+    const body = sealedChange();
+    const { binding, fault } = failingOnce(env.BUCKET, "put", 1, "before");
+    const first = await callWith(envWith({ BUCKET: binding }), put(mesh, path, body));
+    expect(fault.fired).toBe(1);
+    expect(first.status).toBe(503);
+    expect(JSON.parse(first.text)).toMatchObject({ error: "unavailable" });
+    expect(await expectConsistent(mesh, path)).toBe("absent");
+    expect(await selfPut(mesh, path, body)).toBe(201);
+    expect(await visibility(mesh, path)).toEqual({ get: 200, body, metadata: 200, listed: true });
+  });
+
+  it("an app file overwrite whose R2 put lost its answer shows one version everywhere, and a retry succeeds", async () => {
+    const mesh = newMesh();
+    const path = `${ROOT}/notes/a.bin`;
+    expect(await selfPut(mesh, path, "version-1")).toBe(201);
+    const { binding, fault } = failingOnce(env.BUCKET, "put", 1, "after");
+    const first = await callWith(envWith({ BUCKET: binding }), put(mesh, path, "version-2"));
+    expect(fault.fired).toBe(1);
+    expectRefusedOrAcknowledged(first.status);
+    expect(await expectConsistent(mesh, path)).toBe("present");
+    expect(await selfPut(mesh, path, "version-2")).toBe(204);
+    expect(await visibility(mesh, path)).toEqual({ get: 200, body: "version-2", metadata: 200, listed: true });
+  });
+
+  it("a snapshot whose R2 put lost its answer can be retried with the same bytes and committed", async () => {
+    const mesh = newMesh();
+    await bootstrap(mesh);
+    const snapshot = `${ROOT}/mainline/snapshot-1-server_relay_1.json`;
+    const body = sealedChange(4096);
+    const { binding, fault } = failingOnce(env.BUCKET, "put", 1, "after");
+    const first = await callWith(envWith({ BUCKET: binding }), put(mesh, snapshot, body));
+    expect(fault.fired).toBe(1);
+    expectRefusedOrAcknowledged(first.status);
+    await expectConsistent(mesh, snapshot);
+
+    expect([200, 201]).toContain(await selfPut(mesh, snapshot, body));
+    expect(await selfPut(mesh, `${ROOT}/manifest-2.json`, generationBody(mesh, 1, snapshot))).toBe(201);
+    expect(await selfPut(mesh, `${ROOT}/manifest.json`, pointer(2))).toBe(204);
+    expect(await visibility(mesh, snapshot)).toEqual({ get: 200, body, metadata: 200, listed: true });
+  });
+});
+
+describe("PUT /sync/io/<mesh>/file when the D1 index update fails", () => {
+  it("a change file is refused with a 5xx, nothing is visible, and a retry succeeds", async () => {
+    const mesh = newMesh();
+    const path = changePath();
+    const body = sealedChange();
+    const { binding, fault } = failingOnce(env.DB, "batch", 1, "before");
+    const first = await callWith(envWith({ DB: binding }), put(mesh, path, body));
+    expect(fault.fired).toBe(1);
+    expect(first.status).toBeGreaterThanOrEqual(500);
+    expect(first.status).toBe(503);
+    await expectConsistent(mesh, path);
+    expect([200, 201]).toContain(await selfPut(mesh, path, body));
+    expect(await visibility(mesh, path)).toEqual({ get: 200, body, metadata: 200, listed: true });
+  });
+
+  it("a head.json raise stored in the hub but not indexed is refused, stays consistent, and a retry succeeds", async () => {
+    const mesh = newMesh();
+    const path = `${ROOT}/changes/head.json`;
+    const head = JSON.stringify({ latestHlc: `${String(Date.now()).padStart(15, "0")}-0000-dev_fault` });
+    const { binding, fault } = failingOnce(env.DB, "batch", 1, "before");
+    const first = await callWith(envWith({ DB: binding }), put(mesh, path, head));
+    expect(fault.fired).toBe(1);
+    expectRefusedOrAcknowledged(first.status);
+    await expectConsistent(mesh, path);
+    expect([200, 201, 204]).toContain(await selfPut(mesh, path, head));
+    expect(await visibility(mesh, path)).toEqual({ get: 200, body: head, metadata: 200, listed: true });
+  });
+
+  it("a manifest pointer commit whose index update fails is retried to the same committed state", async () => {
+    const mesh = newMesh();
+    await bootstrap(mesh);
+    expect(await selfPut(mesh, `${ROOT}/manifest-2.json`, generationBody(mesh, 1, null))).toBe(201);
+    const { binding, fault } = failingOnce(env.DB, "batch", 1, "before");
+    const first = await callWith(envWith({ DB: binding }), put(mesh, `${ROOT}/manifest.json`, pointer(2)));
+    expect(fault.fired).toBe(1);
+    expectRefusedOrAcknowledged(first.status);
+    // The retry carries identical bytes: 204 if the first attempt never committed, 200 if it did.
+    expect([200, 204]).toContain(await selfPut(mesh, `${ROOT}/manifest.json`, pointer(2)));
+    expect(await visibility(mesh, `${ROOT}/manifest.json`)).toEqual({ get: 200, body: pointer(2), metadata: 200, listed: true });
+  });
+});
+
+describe("DELETE /sync/io/<mesh>/file when R2 delete fails", () => {
+  it("the file stays consistently present or consistently gone, and a retry settles it", async () => {
+    const mesh = newMesh();
+    const path = `${ROOT}/notes/doomed.bin`;
+    expect(await selfPut(mesh, path, "bytes")).toBe(201);
+    const { binding, fault } = failingOnce(env.BUCKET, "delete", 1, "before");
+    const first = await callWith(envWith({ BUCKET: binding }), new Request(fileUrl(mesh, path), { method: "DELETE" }));
+    expect(fault.fired).toBe(1);
+    expectRefusedOrAcknowledged(first.status);
+    await expectConsistent(mesh, path);
+    const retry = await SELF.fetch(fileUrl(mesh, path), { method: "DELETE" });
+    await retry.arrayBuffer();
+    expect([204, 404]).toContain(retry.status);
+    expect(await expectConsistent(mesh, path)).toBe("absent");
+  });
+});
+
+describe("PUT /sync/io/<mesh>/file while the hub restarts", () => {
+  it("a pointer commit racing a hub abort ends committed once, and the retry answers 200 or 204", async () => {
+    const mesh = newMesh();
+    await bootstrap(mesh);
+    expect(await selfPut(mesh, `${ROOT}/manifest-2.json`, generationBody(mesh, 1, null))).toBe(201);
+    const inFlight = callWith(env as unknown as Env, put(mesh, `${ROOT}/manifest.json`, pointer(2)));
+    await abortAllDurableObjects();
+    const first = await inFlight;
+    expectRefusedOrAcknowledged(first.status);
+    expect([200, 204]).toContain(await selfPut(mesh, `${ROOT}/manifest.json`, pointer(2)));
+    expect(await visibility(mesh, `${ROOT}/manifest.json`)).toEqual({ get: 200, body: pointer(2), metadata: 200, listed: true });
+  });
+
+  it("a hub aborted inside the RPC of a head.json write leaves one consistent value", async () => {
+    const mesh = newMesh();
+    const path = `${ROOT}/changes/head.json`;
+    const head = JSON.stringify({ latestHlc: `${String(Date.now()).padStart(15, "0")}-0001-dev_fault` });
+    const hubs = abortingOnFirstCall(env.MESH_HUB);
+    const first = await callWith(envWith({ MESH_HUB: hubs.binding }), put(mesh, path, head));
+    expect(hubs.fault.fired).toBe(1);
+    expectRefusedOrAcknowledged(first.status);
+    await expectConsistent(mesh, path);
+    expect([200, 201, 204]).toContain(await selfPut(mesh, path, head));
+    expect(await visibility(mesh, path)).toEqual({ get: 200, body: head, metadata: 200, listed: true });
+  });
+
+  it("control objects survive a graceful eviction of the hub", async () => {
+    const mesh = newMesh();
+    await bootstrap(mesh);
+    const device = `${ROOT}/devices/dev_fault.json`;
+    expect(await selfPut(mesh, device, JSON.stringify({ deviceId: "dev_fault" }))).toBe(201);
+    const stub = env.MESH_HUB.get(env.MESH_HUB.idFromName(mesh));
+    await evictDurableObject(stub).catch(() => undefined);
+    expect(await visibility(mesh, `${ROOT}/manifest.json`)).toEqual({ get: 200, body: pointer(1), metadata: 200, listed: true });
+    expect(await visibility(mesh, device)).toMatchObject({ get: 200, metadata: 200, listed: true });
+    // The committed generation is still enforced after the restart.
+    const stale = await SELF.fetch(put(mesh, `${ROOT}/manifest.json`, pointer(0)));
+    await stale.arrayBuffer();
+    expect(stale.status).toBe(409);
+  });
+});
+
+/**
+ * Wraps the hub namespace so that the first RPC call on any stub is followed, while it is in
+ * flight, by aborting every Durable Object (the hub restarts mid-request).
+ */
+function abortingOnFirstCall(real: Env["MESH_HUB"]): { binding: Env["MESH_HUB"]; fault: Fault } {
+  const fault: Fault = { fired: 0, calls: 0 };
+  const wrapStub = (stub: object) =>
+    new Proxy(stub, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target) as unknown;
+        if (typeof value !== "function" || prop === "then" || prop === "fetch") {
+          return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        }
+        return async (...args: unknown[]) => {
+          fault.calls += 1;
+          const pending = (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+          if (fault.calls === 1) {
+            fault.fired += 1;
+            await abortAllDurableObjects();
+          }
+          return pending;
+        };
+      },
+    });
+  const binding = new Proxy(real, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target) as unknown;
+      if (typeof value !== "function") return value;
+      const bound = (value as (...a: unknown[]) => unknown).bind(target);
+      if (prop !== "get" && prop !== "getByName") return bound;
+      return (...args: unknown[]) => wrapStub(bound(...args) as object);
+    },
+  });
+  return { binding, fault };
+}
+
+/** A PUT whose body stream errors after `okBytes`, handed straight to the worker (no transport in between). */
+async function dyingPut(mesh: string, url: string, okBytes: number, headers: Record<string, string> = {}, chunk?: number) {
+  const request = new Request(url, { method: "PUT", body: dyingBody(okBytes, chunk), headers, duplex: "half" } as RequestInit);
+  return callWith(env as unknown as Env, request);
+}
+
+/** A PUT that declares `declared` bytes but whose body ends cleanly after `sent` (a cut connection). */
+async function truncatedPut(url: string, declared: number, sent: number, headers: Record<string, string> = {}) {
+  let done = 0;
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (done >= sent) {
+        controller.close();
+        return;
+      }
+      const n = Math.min(8192, sent - done);
+      controller.enqueue(randomBytes(n));
+      done += n;
+    },
+  });
+  const request = new Request(url, { method: "PUT", body, headers: { ...headers, "Content-Length": String(declared) }, duplex: "half" } as RequestInit);
+  return callWith(env as unknown as Env, request);
+}
+
+function expectRefusedUpload(status: number): void {
+  expect(status).toBeGreaterThanOrEqual(400);
+  expect(status).not.toBe(500);
+}
+
+describe("PUT /sync/io/<mesh>/file with a client that disconnects mid-upload", () => {
+  it("a change file upload whose stream errors part-way is refused and leaves nothing visible; a retry succeeds", async () => {
+    const mesh = newMesh();
+    const path = changePath();
+    expectRefusedUpload((await dyingPut(mesh, fileUrl(mesh, path), 100_000)).status);
+    expect(await expectConsistent(mesh, path)).toBe("absent");
+    const body = sealedChange();
+    expect(await selfPut(mesh, path, body)).toBe(201);
+    expect(await visibility(mesh, path)).toEqual({ get: 200, body, metadata: 200, listed: true });
+  });
+
+  it("a change file upload cut short of its Content-Length is refused and leaves nothing visible", async () => {
+    const mesh = newMesh();
+    const path = changePath();
+    expectRefusedUpload((await truncatedPut(fileUrl(mesh, path), 100_000, 40_000)).status);
+    expect(await expectConsistent(mesh, path)).toBe("absent");
+    const body = sealedChange();
+    expect(await selfPut(mesh, path, body)).toBe(201);
+  });
+
+  it("a snapshot upload that dies part-way leaves no candidate behind that blocks the retry", async () => {
+    const mesh = newMesh();
+    await bootstrap(mesh);
+    const snapshot = `${ROOT}/mainline/snapshot-1-server_relay_1.json`;
+    expectRefusedUpload((await dyingPut(mesh, fileUrl(mesh, snapshot), 300_000)).status);
+    expect(await expectConsistent(mesh, snapshot)).toBe("absent");
+    const body = sealedChange(8192);
+    expect(await selfPut(mesh, snapshot, body)).toBe(201);
+    expect(await visibility(mesh, snapshot)).toEqual({ get: 200, body, metadata: 200, listed: true });
+  });
+
+  it("a device record upload that dies part-way changes nothing", async () => {
+    const mesh = newMesh();
+    const path = `${ROOT}/devices/dev_fault.json`;
+    const record = '{"deviceId":"dev_fault","n":1}';
+    expect(await selfPut(mesh, path, record)).toBe(201);
+    expectRefusedUpload((await dyingPut(mesh, fileUrl(mesh, path), 20_000, {}, 4096)).status);
+    expect(await visibility(mesh, path)).toEqual({ get: 200, body: record, metadata: 200, listed: true });
+  });
+
+  it("an app file overwrite cut short of its Content-Length keeps the previous version everywhere", async () => {
+    const mesh = newMesh();
+    const path = `${ROOT}/notes/kept.bin`;
+    expect(await selfPut(mesh, path, "version-1")).toBe(201);
+    expectRefusedUpload((await truncatedPut(fileUrl(mesh, path), 50_000, 10_000)).status);
+    expect(await visibility(mesh, path)).toEqual({ get: 200, body: "version-1", metadata: 200, listed: true });
+  });
+});
+
+describe("PUT /sync/io/<mesh>/stored-file with a client that disconnects mid-upload", () => {
+  it("the upload is refused, the file is absent from metadata and GET, and a retry succeeds", async () => {
+    const mesh = newMesh();
+    const path = `${ROOT}/files/photo.bin`;
+    const url = `${ORIGIN}/io/${mesh}/stored-file?path=${encodeURIComponent(path)}`;
+    const headers = { "Content-Type": "application/octet-stream", "X-Interocitor-Device-Id": "dev_fault", "X-Interocitor-Plaintext-Size": "100" };
+    expectRefusedUpload((await dyingPut(mesh, url, 200_000, headers)).status);
+    const meta = await SELF.fetch(`${ORIGIN}/io/${mesh}/stored-file-metadata`, { method: "POST", body: JSON.stringify({ path }) });
+    expect(meta.status).toBe(404);
+    await meta.arrayBuffer();
+    const got = await SELF.fetch(url);
+    expect(got.status).toBe(404);
+    await got.arrayBuffer();
+
+    const retry = await SELF.fetch(url, { method: "PUT", body: "complete", headers });
+    expect(retry.status).toBe(201);
+    expect(((await retry.json()) as { file: { size: number } }).file.size).toBe(8);
+    const again = await SELF.fetch(url);
+    expect(again.status).toBe(200);
+    expect(await again.text()).toBe("complete");
+  });
+});

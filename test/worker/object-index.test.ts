@@ -1,0 +1,100 @@
+import { env } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import {
+  fillFolder,
+  isIndexed,
+  listChildFolders,
+  listChildren,
+  readRow,
+  selfAndAncestors,
+  subtreeRange,
+  tombstoneEntries,
+  upsertEntry,
+} from "../../worker/storage/object-index";
+import type { ObjectEntry } from "../../worker/storage/object-types";
+
+const mesh = () => `idx-${crypto.randomUUID()}`;
+
+function entry(path: string, over: Partial<ObjectEntry> = {}): ObjectEntry {
+  return { path, size: 3, etag: '"e1"', modifiedAt: 1_000, cls: "other", location: "r2", version: 0, ...over };
+}
+
+describe("upsertEntry", () => {
+  it("inserts a live row and records the mesh's last write time", async () => {
+    const m = mesh();
+    await upsertEntry(env.DB, m, entry("/a/b.txt", { modifiedAt: 5_000 }));
+    expect(await readRow(env.DB, m, "/a/b.txt")).toEqual({ ...entry("/a/b.txt", { modifiedAt: 5_000 }), deletedAt: null });
+    const usage = await env.DB.prepare("SELECT last_write_at FROM mesh_usage WHERE mesh = ?").bind(m).first();
+    expect(usage).toEqual({ last_write_at: 5_000 });
+  });
+
+  it("never moves a hub entry to an older version", async () => {
+    const m = mesh();
+    const path = "/R/changes/head.json";
+    await upsertEntry(env.DB, m, entry(path, { cls: "head", location: "hub", version: 7, etag: '"v7"' }));
+    await upsertEntry(env.DB, m, entry(path, { cls: "head", location: "hub", version: 6, etag: '"v6"' }));
+    expect((await readRow(env.DB, m, path))?.etag).toBe('"v7"');
+    await upsertEntry(env.DB, m, entry(path, { cls: "head", location: "hub", version: 8, etag: '"v8"' }));
+    expect((await readRow(env.DB, m, path))?.etag).toBe('"v8"');
+  });
+
+  it("clears a tombstone when a newer write arrives", async () => {
+    const m = mesh();
+    await upsertEntry(env.DB, m, entry("/x"));
+    await tombstoneEntries(env.DB, m, ["/x"], 2_000);
+    expect((await readRow(env.DB, m, "/x"))?.deletedAt).toBe(2_000);
+    await upsertEntry(env.DB, m, entry("/x", { etag: '"e2"' }));
+    expect(await readRow(env.DB, m, "/x")).toMatchObject({ etag: '"e2"', deletedAt: null });
+  });
+});
+
+describe("tombstoneEntries", () => {
+  it("tombstones a path the index has never seen, so a later fill cannot resurrect it", async () => {
+    const m = mesh();
+    await tombstoneEntries(env.DB, m, ["/R/other.bin"], 3_000);
+    await fillFolder(env.DB, m, "/R", [entry("/R/other.bin"), entry("/R/kept.bin")], 4_000);
+    expect((await listChildren(env.DB, m, "/R")).map((r) => r.path)).toEqual(["/R/kept.bin"]);
+    expect(await isIndexed(env.DB, m, "/R/deeper/still")).toBe(true);
+    expect(await isIndexed(env.DB, m, "/Rx")).toBe(false);
+  });
+
+  it("ignores a hub delete older than the row's version and keeps the first deletion time", async () => {
+    const m = mesh();
+    const path = "/R/devices/d1.json";
+    await upsertEntry(env.DB, m, entry(path, { cls: "device", location: "hub", version: 5 }));
+    await tombstoneEntries(env.DB, m, [path], 1_500, 4);
+    expect((await readRow(env.DB, m, path))?.deletedAt).toBeNull();
+    await tombstoneEntries(env.DB, m, [path], 1_600, 6);
+    await tombstoneEntries(env.DB, m, [path], 1_700, 7);
+    expect(await readRow(env.DB, m, path)).toMatchObject({ deletedAt: 1_600, version: 7 });
+    await upsertEntry(env.DB, m, entry(path, { cls: "device", location: "hub", version: 6 }));
+    expect((await readRow(env.DB, m, path))?.deletedAt).toBe(1_600);
+  });
+
+  it("handles more paths than fit in one statement", async () => {
+    const m = mesh();
+    const paths = Array.from({ length: 450 }, (_, i) => `/big/f${String(i).padStart(4, "0")}`);
+    await fillFolder(env.DB, m, "/big", paths.map((p) => entry(p)), 1);
+    expect(await listChildren(env.DB, m, "/big")).toHaveLength(450);
+    await tombstoneEntries(env.DB, m, paths, 2);
+    expect(await listChildren(env.DB, m, "/big")).toHaveLength(0);
+  });
+});
+
+describe("listChildFolders", () => {
+  it("names each child folder once, sorted, ignoring tombstoned subtrees", async () => {
+    const m = mesh();
+    for (const p of ["/R/b/x", "/R/a/y/z", "/R/a/w", "/R/file", "/R/gone/q", "/Rx/no"]) await upsertEntry(env.DB, m, entry(p));
+    await tombstoneEntries(env.DB, m, ["/R/gone/q"], 9);
+    expect(await listChildFolders(env.DB, m, "/R")).toEqual(["a", "b"]);
+    expect(await listChildFolders(env.DB, m, "/")).toEqual(["R", "Rx"]);
+  });
+});
+
+describe("path ranges", () => {
+  it("lists a folder's ancestors root first and its subtree range", () => {
+    expect(selfAndAncestors("/a/b/c")).toEqual(["/", "/a", "/a/b", "/a/b/c"]);
+    expect(selfAndAncestors("/")).toEqual(["/"]);
+    expect(subtreeRange("/a")).toEqual(["/a/", "/a0"]);
+  });
+});

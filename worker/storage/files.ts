@@ -1,0 +1,318 @@
+// The /file operations, dispatched by path class (PROTOCOL.md section 3): change files and other
+// files are R2 bodies handled here; control objects go to the hub (control-objects.ts) and
+// snapshots to snapshots.ts. Listings and metadata answer from the D1 index, filled on first use.
+import type { Env } from "../env";
+import { readConfig } from "../lib/config";
+import { HttpError, unavailable } from "../lib/errors";
+import { assertDeclaredWithin, readBodyWithin, sizedBody } from "../lib/body";
+import { classifyPath, descendantPrefix, isControlClass, parentOf, type PathClass } from "../lib/paths";
+import type { ControlClass } from "../../durable-objects/hub-api";
+import type { ObjectEntry, Precondition, WriteOutcome } from "./object-types";
+import { deleteControlObjects, listControlObjects, putControlObject, readControlObject } from "./control-objects";
+import { assertSnapshotsDeletable, forgetSnapshots, putSnapshot } from "./snapshots";
+import { notifyInvalidation } from "./push";
+import { readEvictionRecord } from "./eviction";
+import * as index from "./object-index";
+import * as r2 from "./r2-objects";
+import { touchWriteStatement } from "./usage";
+
+/** D1 trouble is never the client's mistake: answer 503 so it retries (writes are idempotent). */
+async function indexed<T>(work: Promise<T>, what: string): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    if (err instanceof HttpError) throw err;
+    console.error(JSON.stringify({ level: "error", msg: `index ${what} failed`, error: String(err) }));
+    throw unavailable(`The object index is unavailable (${what}); retry.`);
+  }
+}
+
+// ---------------------------------------------------------------- preconditions
+
+function etagList(header: string): string[] {
+  return header.split(",").map((t) => t.trim().replace(/^W\//, "")).filter((t) => t !== "");
+}
+
+/** RFC 9110 If-Match / If-None-Match against the current etag (null when absent): 412 on failure. */
+export function checkPreconditions(pre: Precondition, current: string | null): void {
+  if (pre.ifMatch !== undefined) {
+    const tags = etagList(pre.ifMatch);
+    const ok = current !== null && (tags.includes("*") || tags.includes(current));
+    if (!ok) throw new HttpError("precondition_failed", "If-Match does not match the current object.");
+  }
+  if (pre.ifNoneMatch !== undefined && current !== null) {
+    const tags = etagList(pre.ifNoneMatch);
+    if (tags.includes("*") || tags.includes(current)) {
+      throw new HttpError("precondition_failed", "If-None-Match: the object already exists.");
+    }
+  }
+}
+
+function hasPrecondition(pre: Precondition): boolean {
+  return pre.ifMatch !== undefined || pre.ifNoneMatch !== undefined;
+}
+
+/** The R2 condition that makes a checked precondition atomic with the write. */
+function r2Condition(pre: Precondition, current: R2Object | null): R2Conditional | undefined {
+  if (pre.ifNoneMatch !== undefined && current === null) return { etagDoesNotMatch: "*" };
+  if (pre.ifMatch !== undefined && current !== null) return { etagMatches: current.etag };
+  return undefined;
+}
+
+// ---------------------------------------------------------------- writes
+
+export interface PutContext {
+  env: Env;
+  ctx: ExecutionContext;
+  meshId: string;
+  path: string;
+  request: Request;
+  pre: Precondition;
+}
+
+/** PUT /file: one write by the rules of the path's class, then (if it changed anything) a push. */
+export async function putFile(c: PutContext): Promise<WriteOutcome> {
+  const cls = classifyPath(c.path);
+  const limits = readConfig(c.env).limits;
+  let outcome: WriteOutcome;
+  if (isControlClass(cls)) {
+    const body = await readBodyWithin(c.request, limits.control, "control object");
+    outcome = await putControlObject(c.env, c.meshId, c.path, cls as ControlClass, body, c.pre);
+  } else if (cls === "snapshot") {
+    outcome = await putSnapshot(c.env, c.meshId, c.path, c.request, c.pre);
+  } else if (cls === "change") {
+    outcome = await putChangeFile(c, limits.change);
+  } else {
+    outcome = await putOtherFile(c, limits.other);
+  }
+  if (outcome.changed && cls !== "device") push(c.env, c.ctx, c.meshId, { op: "write", path: c.path, pathType: cls });
+  return outcome;
+}
+
+/**
+ * Write-once: the first bytes stay. R2's conditional put makes two concurrent first writes
+ * atomic; the loser (and every retry) answers 200 and, if the first writer died between R2 and
+ * the index, repairs the index. A tombstoned change file stays deleted: its content is covered by
+ * the committed snapshot, and un-deleting it would make pullers fetch it again.
+ */
+async function putChangeFile(c: PutContext, limit: number): Promise<WriteOutcome> {
+  assertDeclaredWithin(c.request, limit, "change file");
+  const db = c.env.DB;
+  const row = await indexed(index.readRow(db, c.meshId, c.path), "read");
+  if (row !== null && row.deletedAt !== null) {
+    checkPreconditions(c.pre, null);
+    await c.request.body?.cancel();
+    return { status: 200, changed: false, entry: row };
+  }
+  if (hasPrecondition(c.pre)) {
+    const current = await r2.headSyncObject(c.env, c.meshId, c.path);
+    checkPreconditions(c.pre, current?.httpEtag ?? null);
+  }
+  const sized = await sizedBody(c.request, limit, "change file");
+  const meta = { path: c.path, cls: "change" as const, modifiedAt: Date.now() };
+  const stored = await r2.putSyncObject(c.env, c.meshId, meta, sized, {
+    onlyIf: { etagDoesNotMatch: "*" },
+    contentType: c.request.headers.get("Content-Type"),
+  });
+  if (stored === null) {
+    const existing = await r2.headSyncObject(c.env, c.meshId, c.path);
+    if (existing === null) throw unavailable("The change file was deleted while it was being written; retry.");
+    const entry = r2.entryFromR2(c.meshId, existing);
+    await indexed(index.insertEntryIfAbsent(db, c.meshId, entry), "repair");
+    return { status: 200, changed: false, entry };
+  }
+  const entry = r2.entryFromR2(c.meshId, stored);
+  await indexed(index.upsertEntry(db, c.meshId, entry), "write");
+  return { status: 201, changed: true, entry };
+}
+
+/** Create 201, overwrite 204; a client precondition is made atomic by R2's conditional put. */
+async function putOtherFile(c: PutContext, limit: number): Promise<WriteOutcome> {
+  assertDeclaredWithin(c.request, limit, "file");
+  const current = await r2.headSyncObject(c.env, c.meshId, c.path);
+  checkPreconditions(c.pre, current?.httpEtag ?? null);
+  const sized = await sizedBody(c.request, limit, "file");
+  const meta = { path: c.path, cls: "other" as const, modifiedAt: Date.now() };
+  const stored = await r2.putSyncObject(c.env, c.meshId, meta, sized, {
+    onlyIf: r2Condition(c.pre, current),
+    contentType: c.request.headers.get("Content-Type"),
+  });
+  if (stored === null) throw new HttpError("precondition_failed", "The object changed while it was being written.");
+  const entry = r2.entryFromR2(c.meshId, stored);
+  await indexed(index.upsertEntry(c.env.DB, c.meshId, entry), "write");
+  return current === null ? { status: 201, changed: true, entry } : { status: 204, changed: true, entry };
+}
+
+/** Push failures never fail a durable write or delete: the client also polls. */
+function push(env: Env, ctx: ExecutionContext, meshId: string, event: { op: "write" | "delete"; path: string; pathType: PathClass }): void {
+  const sent = (async () => {
+    try {
+      await notifyInvalidation(env, meshId, event);
+    } catch (err) {
+      console.error(JSON.stringify({ level: "warn", msg: "push failed", mesh: meshId, path: event.path, error: String(err) }));
+    }
+  })();
+  ctx.waitUntil(sent);
+}
+
+// ---------------------------------------------------------------- reads
+
+export interface FileBody {
+  body: ReadableStream<Uint8Array> | Uint8Array;
+  size: number;
+  etag: string | null;
+  modifiedAt: number | null;
+  contentType: string;
+}
+
+/**
+ * GET /file: the exact bytes. R2 is the truth for R2 classes: a deleted object's body is gone,
+ * except a deleted change file's, which is served on purpose during its grace period.
+ */
+export async function readFile(env: Env, meshId: string, path: string): Promise<FileBody | null> {
+  const cls = classifyPath(path);
+  if (isControlClass(cls)) {
+    const found = await readControlObject(env, meshId, path);
+    if (found !== null) {
+      return {
+        body: found.body,
+        size: found.body.byteLength,
+        etag: found.entry.etag,
+        modifiedAt: found.entry.modifiedAt,
+        contentType: "application/json",
+      };
+    }
+  } else {
+    const object = await r2.getSyncObject(env, meshId, path);
+    if (object !== null) {
+      const entry = r2.entryFromR2(meshId, object);
+      return {
+        body: object.body,
+        size: object.size,
+        etag: entry.etag,
+        modifiedAt: entry.modifiedAt,
+        contentType: object.httpMetadata?.contentType ?? "application/octet-stream",
+      };
+    }
+  }
+  const record = await readEvictionRecord(env, meshId, path);
+  if (record === null) return null;
+  return { body: record, size: record.byteLength, etag: null, modifiedAt: null, contentType: "application/json" };
+}
+
+/** Makes sure the index holds the folder's whole subtree: one R2 listing plus the hub's, once. */
+export async function ensureIndexed(env: Env, meshId: string, folder: string): Promise<void> {
+  if (await indexed(index.isIndexed(env.DB, meshId, folder), "read")) return;
+  const prefix = descendantPrefix(folder);
+  const [fromR2, fromHub] = await Promise.all([
+    r2.listSyncObjects(env, meshId, prefix),
+    listControlObjects(env, meshId, prefix),
+  ]);
+  const entries: ObjectEntry[] = [...fromHub, ...fromR2.filter((e) => !isControlClass(e.cls))];
+  await indexed(index.fillFolder(env.DB, meshId, folder, entries, Date.now()), "fill");
+}
+
+export async function listFiles(env: Env, meshId: string, folder: string): Promise<ObjectEntry[]> {
+  await ensureIndexed(env, meshId, folder);
+  return indexed(index.listChildren(env.DB, meshId, folder), "read");
+}
+
+export async function listFolders(env: Env, meshId: string, folder: string): Promise<string[]> {
+  await ensureIndexed(env, meshId, folder);
+  return indexed(index.listChildFolders(env.DB, meshId, folder), "read");
+}
+
+export async function fileMetadata(env: Env, meshId: string, path: string): Promise<ObjectEntry | null> {
+  await ensureIndexed(env, meshId, parentOf(path));
+  return indexed(index.readLiveEntry(env.DB, meshId, path), "read");
+}
+
+// ---------------------------------------------------------------- deletes
+
+/**
+ * DELETE /file: `path` and everything under `path/`. Returns false when nothing existed (404).
+ * Order matters: snapshots are checked before anything is touched (409 leaves all in place);
+ * index tombstones commit before R2 bodies go, so a listing never names a body that is gone.
+ */
+export async function deleteTree(
+  env: Env,
+  ctx: ExecutionContext,
+  meshId: string,
+  path: string,
+  pre: Precondition,
+): Promise<boolean> {
+  const db = env.DB;
+  await ensureIndexed(env, meshId, parentOf(path));
+  const targets: ObjectEntry[] = await indexed(index.listLiveSubtree(db, meshId, path), "read");
+  let exact = targets.find((t) => t.path === path) ?? null;
+  const cls = classifyPath(path);
+  if (exact === null && !isControlClass(cls)) {
+    // An R2 body whose write never reached the index (the client saw 503) is still deletable.
+    const row = await indexed(index.readRow(db, meshId, path), "read");
+    if (row === null) {
+      const orphan = await r2.headSyncObject(env, meshId, path);
+      if (orphan !== null) {
+        exact = r2.entryFromR2(meshId, orphan);
+        targets.push(exact);
+      }
+    }
+  }
+  checkPreconditions(pre, exact?.etag ?? null);
+  if (targets.length === 0) return false;
+
+  const snapshots = targets.filter((t) => t.cls === "snapshot").map((t) => t.path);
+  const inHub = targets.filter((t) => t.location === "hub").map((t) => t.path);
+  const inR2 = targets.filter((t) => t.location === "r2");
+  if (snapshots.length > 0) await assertSnapshotsDeletable(env, meshId, snapshots);
+  if (inHub.length > 0) await deleteControlObjects(env, meshId, inHub);
+
+  const now = Date.now();
+  if (inR2.length > 0) {
+    const byVersion = new Map<number, string[]>();
+    for (const t of inR2) byVersion.set(t.version, [...(byVersion.get(t.version) ?? []), t.path]);
+    const statements = [...byVersion].flatMap(([version, paths]) => index.tombstoneStatements(db, meshId, paths, now, version));
+    await indexed(db.batch([...statements, touchWriteStatement(db, meshId, now)]), "delete");
+
+    const graceMs = readConfig(env).deletedChangeGraceMs;
+    const goneNow = inR2.filter((t) => !(t.cls === "change" && graceMs > 0)).map((t) => t.path);
+    try {
+      await r2.deleteSyncObjects(env, meshId, goneNow);
+    } catch (err) {
+      // The tombstones are durable, so the delete stands; purgeExpiredTombstones removes the bodies.
+      console.error(JSON.stringify({ level: "warn", msg: "R2 delete failed", mesh: meshId, error: String(err) }));
+    }
+  }
+  if (snapshots.length > 0) await forgetSnapshots(env, meshId, snapshots);
+  push(env, ctx, meshId, { op: "delete", path, pathType: cls });
+  return true;
+}
+
+// ---------------------------------------------------------------- maintenance
+
+/** Per run: at most this many batches of tombstoned bodies, so a cron run stays bounded. */
+const PURGE_BATCH = 500;
+const PURGE_MAX_BATCHES = 20;
+/** How long tombstone rows outlive their bodies (re-PUTs of old change files stay deleted that long). */
+export const TOMBSTONE_RETENTION_MS = 30 * 24 * 60 * 60_000;
+
+/**
+ * Removes R2 bodies of tombstoned objects whose grace has run out (deleted change files served
+ * during their grace, or bodies an R2 failure left behind), then drops old tombstone rows.
+ * Called by the maintenance cron. Returns how many bodies were purged.
+ */
+export async function purgeExpiredTombstones(env: Env, now: number): Promise<number> {
+  const deletedBefore = now - readConfig(env).deletedChangeGraceMs;
+  let purged = 0;
+  for (let batch = 0; batch < PURGE_MAX_BATCHES; batch++) {
+    const rows = await index.listPurgeableTombstones(env.DB, deletedBefore, PURGE_BATCH);
+    if (rows.length === 0) break;
+    const byMesh = new Map<string, string[]>();
+    for (const r of rows) byMesh.set(r.mesh, [...(byMesh.get(r.mesh) ?? []), r.path]);
+    for (const [meshId, paths] of byMesh) await r2.deleteSyncObjects(env, meshId, paths);
+    await env.DB.batch(index.markPurgedStatements(env.DB, rows));
+    purged += rows.length;
+    if (rows.length < PURGE_BATCH) break;
+  }
+  await index.dropOldTombstones(env.DB, now - TOMBSTONE_RETENTION_MS);
+  return purged;
+}

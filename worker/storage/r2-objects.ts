@@ -1,0 +1,93 @@
+// Sync-object bodies in R2 under m/<mesh>/<path>. Every object carries custom metadata (path,
+// class, modified ms) so the index can be rebuilt from R2 alone.
+import type { Env } from "../env";
+import { HttpError, unavailable } from "../lib/errors";
+import { classifyPath, objectKey, type PathClass } from "../lib/paths";
+import type { SizedBody } from "../lib/body";
+import type { ObjectEntry } from "./object-types";
+
+/** Custom metadata written on every sync object. */
+export interface SyncObjectMeta {
+  path: string;
+  cls: PathClass;
+  modifiedAt: number;
+}
+
+function toCustomMetadata(meta: SyncObjectMeta): Record<string, string> {
+  return { path: meta.path, class: meta.cls, modified: String(meta.modifiedAt) };
+}
+
+/** The index entry an R2 object stands for; the path comes from the key, which cannot lie. */
+export function entryFromR2(meshId: string, object: R2Object): ObjectEntry {
+  const path = object.key.slice(objectKey(meshId, "").length);
+  const modified = Number(object.customMetadata?.modified);
+  return {
+    path,
+    size: object.size,
+    etag: object.httpEtag,
+    modifiedAt: Number.isFinite(modified) && modified > 0 ? modified : object.uploaded.getTime(),
+    cls: classifyPath(path),
+    location: "r2",
+    version: 0,
+  };
+}
+
+/**
+ * Stores a body. Returns null when `onlyIf` did not hold. A body the client got wrong (over the
+ * limit, not its declared length) is its 4xx; any other R2 failure is 503 so the client retries.
+ */
+export async function putSyncObject(
+  env: Env,
+  meshId: string,
+  meta: SyncObjectMeta,
+  sized: SizedBody,
+  options: { onlyIf?: R2Conditional; contentType?: string | null },
+): Promise<R2Object | null> {
+  try {
+    return await env.BUCKET.put(objectKey(meshId, meta.path), sized.body, {
+      onlyIf: options.onlyIf,
+      customMetadata: toCustomMetadata(meta),
+      httpMetadata: { contentType: options.contentType ?? "application/octet-stream" },
+    });
+  } catch (err) {
+    if (err instanceof HttpError) throw err;
+    const failure = sized.failure();
+    if (failure) throw failure;
+    console.error(JSON.stringify({ level: "error", msg: "R2 put failed", mesh: meshId, error: String(err) }));
+    throw unavailable("Storage did not accept the write; retry.");
+  }
+}
+
+export async function headSyncObject(env: Env, meshId: string, path: string): Promise<R2Object | null> {
+  return env.BUCKET.head(objectKey(meshId, path));
+}
+
+export async function getSyncObject(env: Env, meshId: string, path: string): Promise<R2ObjectBody | null> {
+  return env.BUCKET.get(objectKey(meshId, path));
+}
+
+/** R2 deletes at most 1000 keys per call. */
+const DELETE_BATCH = 1000;
+
+export async function deleteSyncObjects(env: Env, meshId: string, paths: readonly string[]): Promise<void> {
+  for (let i = 0; i < paths.length; i += DELETE_BATCH) {
+    await env.BUCKET.delete(paths.slice(i, i + DELETE_BATCH).map((p) => objectKey(meshId, p)));
+  }
+}
+
+/** Bounds one read-through fill: 10,000 pages of up to 1,000 objects. */
+const MAX_LIST_PAGES = 10_000;
+
+/** Every R2 object at `prefix` (a path prefix, e.g. "/R/changes/"), all pages, no delimiter. */
+export async function listSyncObjects(env: Env, meshId: string, prefix: string): Promise<ObjectEntry[]> {
+  const keyPrefix = objectKey(meshId, prefix);
+  const out: ObjectEntry[] = [];
+  let cursor: string | undefined;
+  for (let page = 0; page < MAX_LIST_PAGES; page++) {
+    const listed = await env.BUCKET.list({ prefix: keyPrefix, cursor, include: ["customMetadata"] });
+    for (const object of listed.objects) out.push(entryFromR2(meshId, object));
+    if (!listed.truncated) return out;
+    cursor = listed.cursor;
+  }
+  throw unavailable("The folder is too large to index in one request; retry.");
+}

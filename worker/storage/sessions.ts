@@ -1,0 +1,246 @@
+// Issued session JWTs (D1 `sessions`): recording, the revocation check with its per-isolate
+// cache, revocation (which also closes the session's sockets via the mesh's hub), listing and
+// expiry cleanup.
+import type { Env } from "../env";
+import { HttpError } from "../lib/errors";
+import { exactMeshOf, isValidMeshPattern, meshPatternsOverlap } from "../lib/mesh-id";
+
+export type SessionScope = "full" | "readonly";
+
+/** Storage sits below hub-client.ts, so it addresses the mesh's hub through the binding itself. */
+function hubOf(env: Env, meshId: string) {
+  return env.MESH_HUB.get(env.MESH_HUB.idFromName(meshId));
+}
+
+/** WebSocket close code for a socket whose session was revoked (4401 is for expiry). */
+export const REVOKED_CLOSE_CODE = 4403;
+
+export interface SessionRecord {
+  jti: string;
+  keyId: string;
+  subject: string;
+  meshPattern: string;
+  scope: SessionScope;
+  /** ISO-8601. */
+  issuedAt: string;
+  expiresAt: string;
+  revokedAt: string | null;
+}
+
+export interface NewSession {
+  jti: string;
+  keyId: string;
+  subject: string;
+  meshPattern: string;
+  scope: SessionScope;
+  /** Epoch ms. */
+  issuedAt: number;
+  expiresAt: number;
+}
+
+interface SessionRow {
+  jti: string;
+  key_id: string;
+  subject: string;
+  mesh_pattern: string;
+  scope: SessionScope;
+  issued_at: number;
+  expires_at: number;
+  revoked_at: number | null;
+}
+
+const COLUMNS = "jti, key_id, subject, mesh_pattern, scope, issued_at, expires_at, revoked_at";
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function toRecord(row: SessionRow): SessionRecord {
+  return {
+    jti: row.jti,
+    keyId: row.key_id,
+    subject: row.subject,
+    meshPattern: row.mesh_pattern,
+    scope: row.scope,
+    issuedAt: iso(row.issued_at),
+    expiresAt: iso(row.expires_at),
+    revokedAt: row.revoked_at === null ? null : iso(row.revoked_at),
+  };
+}
+
+/** D1 trouble is the server's, not the client's: 503 so the client retries, never 500. */
+function storageUnavailable(): HttpError {
+  return new HttpError("unavailable", "Session storage is temporarily unavailable; retry shortly.");
+}
+
+/**
+ * The statement that records a session, for batching with the key's last-used update. It only
+ * inserts while the minting key is unrevoked, so a session minted concurrently with its key's
+ * revocation is either caught by that revocation or never recorded (meta.changes === 0).
+ */
+export function insertSessionStatement(db: D1Database, session: NewSession): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO sessions (${COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, NULL
+       WHERE EXISTS (SELECT 1 FROM api_keys WHERE id = ? AND revoked_at IS NULL)`,
+    )
+    .bind(
+      session.jti,
+      session.keyId,
+      session.subject,
+      session.meshPattern,
+      session.scope,
+      session.issuedAt,
+      session.expiresAt,
+      session.keyId,
+    );
+}
+
+export async function findSession(db: D1Database, jti: string): Promise<SessionRecord | null> {
+  const row = await db.prepare(`SELECT ${COLUMNS} FROM sessions WHERE jti = ?`).bind(jti).first<SessionRow>();
+  return row === null ? null : toRecord(row);
+}
+
+// Per-isolate revocation cache: jti -> (live?, checked at). Revocation takes effect over HTTP
+// within REVOCATION_CACHE_MS on other isolates, at once on the isolate that revoked.
+const revocationCache = new Map<string, { live: boolean; checkedAt: number }>();
+const REVOCATION_CACHE_MAX_ENTRIES = 10_000;
+
+function remember(jti: string, live: boolean, now: number): void {
+  if (revocationCache.size >= REVOCATION_CACHE_MAX_ENTRIES) {
+    // Map iteration is insertion order: drop the oldest tenth rather than one per insert.
+    let drop = Math.ceil(REVOCATION_CACHE_MAX_ENTRIES / 10);
+    for (const key of revocationCache.keys()) {
+      if (drop-- <= 0) break;
+      revocationCache.delete(key);
+    }
+  }
+  revocationCache.delete(jti);
+  revocationCache.set(jti, { live, checkedAt: now });
+}
+
+/**
+ * Whether a (signature-verified) session is still live: recorded and not revoked. A token whose
+ * row is missing is refused: every session this server issued has a row until it expires.
+ */
+export async function isSessionLive(db: D1Database, jti: string, cacheMs: number, now = Date.now()): Promise<boolean> {
+  const cached = revocationCache.get(jti);
+  if (cached !== undefined && now - cached.checkedAt < cacheMs) return cached.live;
+  let row: { revoked_at: number | null } | null;
+  try {
+    row = await db.prepare("SELECT revoked_at FROM sessions WHERE jti = ?").bind(jti).first();
+  } catch {
+    throw storageUnavailable();
+  }
+  const live = row !== null && row.revoked_at === null;
+  if (cacheMs > 0) remember(jti, live, now);
+  return live;
+}
+
+/** Forgets cached verdicts, so this isolate sees a revocation at once. */
+export function forgetCachedSessions(jtis: readonly string[]): void {
+  for (const jti of jtis) revocationCache.delete(jti);
+}
+
+/**
+ * Asks each exact mesh's hub to close the sockets of these sessions. Best effort: the revocation
+ * is already durable in D1, and the hub also closes sockets when their session expires.
+ * Sessions scoped to "*" or a prefix cannot be traced to hubs; their sockets close at expiry.
+ */
+export async function closeSessionSockets(
+  env: Env,
+  sessions: readonly { jti: string; meshPattern: string }[],
+  code: 4401 | 4403 = REVOKED_CLOSE_CODE,
+): Promise<number> {
+  const byMesh = new Map<string, string[]>();
+  for (const session of sessions) {
+    const mesh = exactMeshOf(session.meshPattern);
+    if (mesh === null) continue;
+    const list = byMesh.get(mesh) ?? [];
+    list.push(session.jti);
+    byMesh.set(mesh, list);
+  }
+  let closed = 0;
+  const meshes = [...byMesh.entries()];
+  // A bounded fan-out: a key with thousands of sessions must not open thousands of RPCs at once.
+  for (let i = 0; i < meshes.length; i += 16) {
+    const results = await Promise.allSettled(
+      meshes.slice(i, i + 16).map(([mesh, jtis]) => hubOf(env, mesh).closeSessions(jtis, code)),
+    );
+    for (const result of results) {
+      if (result.status === "fulfilled") closed += result.value;
+      else console.error(JSON.stringify({ level: "warn", msg: "closing revoked sockets failed", error: String(result.reason) }));
+    }
+  }
+  return closed;
+}
+
+/**
+ * Revokes one session (idempotent: a second revocation keeps the first time) and closes its
+ * sockets. Null when no such session exists.
+ */
+export async function revokeSession(env: Env, jti: string, now = Date.now()): Promise<SessionRecord | null> {
+  let row: SessionRow | null;
+  try {
+    row = await env.DB.prepare(
+      `UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?) WHERE jti = ? RETURNING ${COLUMNS}`,
+    )
+      .bind(now, jti)
+      .first<SessionRow>();
+  } catch {
+    throw storageUnavailable();
+  }
+  if (row === null) return null;
+  forgetCachedSessions([jti]);
+  await closeSessionSockets(env, [{ jti: row.jti, meshPattern: row.mesh_pattern }]);
+  return toRecord(row);
+}
+
+/** Revokes every live session of an API key; returns them (for closing their sockets). */
+export async function revokeSessionsOfKey(
+  db: D1Database,
+  keyId: string,
+  now = Date.now(),
+): Promise<{ jti: string; meshPattern: string }[]> {
+  const { results } = await db
+    .prepare("UPDATE sessions SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL RETURNING jti, mesh_pattern")
+    .bind(now, keyId)
+    .all<{ jti: string; mesh_pattern: string }>();
+  const revoked = results.map((r) => ({ jti: r.jti, meshPattern: r.mesh_pattern }));
+  forgetCachedSessions(revoked.map((r) => r.jti));
+  return revoked;
+}
+
+const LIST_SCAN_LIMIT = 50_000;
+
+export interface ListSessionsOptions {
+  /** Only sessions that could reach a mesh this pattern names (exact id, "*", or prefix*). */
+  meshPattern?: string;
+  /** Include sessions that have expired but are not yet cleaned up. Default false. */
+  includeExpired?: boolean;
+  /** At most this many, newest first. Default 1000. */
+  limit?: number;
+  now?: number;
+}
+
+export async function listSessions(db: D1Database, options: ListSessionsOptions = {}): Promise<SessionRecord[]> {
+  const { meshPattern } = options;
+  if (meshPattern !== undefined && !isValidMeshPattern(meshPattern)) {
+    throw new HttpError("bad_request", "meshPattern must be a mesh id, \"*\", or a prefix ending in \"*\".");
+  }
+  const limit = Math.max(1, Math.min(options.limit ?? 1000, 10_000));
+  const now = options.now ?? Date.now();
+  // Pattern overlap is filtered here, not in SQL, so the scan is capped.
+  const { results } = await db
+    .prepare(`SELECT ${COLUMNS} FROM sessions WHERE expires_at > ? ORDER BY issued_at DESC, jti LIMIT ?`)
+    .bind(options.includeExpired ? 0 : now, LIST_SCAN_LIMIT)
+    .all<SessionRow>();
+  const matching = meshPattern === undefined ? results : results.filter((r) => meshPatternsOverlap(r.mesh_pattern, meshPattern));
+  return matching.slice(0, limit).map(toRecord);
+}
+
+/**
+ * Deletes sessions that expired before `now` (minus a minute, beyond any clock tolerance, so a
+ * row is never gone while its token still verifies). Returns how many rows went.
+ */
+export async function deleteExpiredSessions(db: D1Database, now: number): Promise<number> {
+  const result = await db.prepare("DELETE FROM sessions WHERE expires_at < ?").bind(now - 60_000).run();
+  return result.meta.changes ?? 0;
+}
