@@ -1,4 +1,5 @@
-// The typed contract between the Worker and the MeshHub Durable Object (types only).
+// The typed contract between the Worker and the MeshHub Durable Object: types, plus the two
+// header names of the WebSocket upgrade hand-off.
 // The hub never imports routes or storage; both sides import this file and lib/.
 import type { PathClass } from "../worker/lib/paths";
 

@@ -56,7 +56,10 @@ export class MeshHub extends DurableObject<Env> {
     });
   }
 
-  /** The hub learns its mesh id from the Worker's calls (a DO id does not carry its name). */
+  /**
+   * The hub learns its mesh id from the Worker's writes (a DO id does not carry its name), for
+   * operators inspecting a hub's storage; nothing on the request path depends on it.
+   */
   #remember(mesh: string): void {
     if (this.#mesh === mesh) return;
     this.#mesh = mesh;
@@ -81,8 +84,7 @@ export class MeshHub extends DurableObject<Env> {
     );
   }
 
-  readControl(mesh: string, path: string): ControlBody | null {
-    this.#remember(mesh);
+  readControl(_mesh: string, path: string): ControlBody | null {
     return this.#control.read(path);
   }
 
@@ -91,8 +93,7 @@ export class MeshHub extends DurableObject<Env> {
     return this.ctx.storage.transactionSync(() => this.#control.delete(paths, pre, Date.now()));
   }
 
-  listControl(mesh: string, prefix: string): ControlRecord[] {
-    this.#remember(mesh);
+  listControl(_mesh: string, prefix: string): ControlRecord[] {
     return this.#control.list(prefix);
   }
 
@@ -103,8 +104,7 @@ export class MeshHub extends DurableObject<Env> {
     return this.#snapshots.open(path, pre, leaseMs, Date.now());
   }
 
-  compareSnapshot(mesh: string, path: string, sha256: string): HubResult<SnapshotComparison> {
-    this.#remember(mesh);
+  compareSnapshot(_mesh: string, path: string, sha256: string): HubResult<SnapshotComparison> {
     return this.#snapshots.compare(path, sha256, Date.now());
   }
 
@@ -125,8 +125,7 @@ export class MeshHub extends DurableObject<Env> {
     this.#snapshots.abort(path, token);
   }
 
-  snapshotsDeletable(mesh: string, paths: string[]): HubResult<Record<never, never>> {
-    this.#remember(mesh);
+  snapshotsDeletable(_mesh: string, paths: string[]): HubResult<Record<never, never>> {
     return this.#snapshots.assertDeletable(paths);
   }
 
@@ -135,8 +134,7 @@ export class MeshHub extends DurableObject<Env> {
     return this.#snapshots.forget(paths);
   }
 
-  snapshotState(mesh: string, path: string): SnapshotRecord | null {
-    this.#remember(mesh);
+  snapshotState(_mesh: string, path: string): SnapshotRecord | null {
     return this.#snapshots.get(path);
   }
 
@@ -146,7 +144,7 @@ export class MeshHub extends DurableObject<Env> {
   async notify(mesh: string, event: InvalidationEvent): Promise<void> {
     this.#remember(mesh);
     this.#push.enqueue(event, Date.now());
-    await this.#schedule();
+    await this.#schedule(false);
   }
 
   override async fetch(request: Request): Promise<Response> {
@@ -157,7 +155,7 @@ export class MeshHub extends DurableObject<Env> {
     if (mesh) this.#remember(mesh);
     const attachment = parseAttachment(request.headers.get(HUB_ATTACHMENT_HEADER));
     const response = this.#push.accept(attachment);
-    if (attachment.expiresAt !== null) await this.#schedule();
+    if (attachment.expiresAt !== null) await this.#schedule(false);
     return response;
   }
 
@@ -178,13 +176,16 @@ export class MeshHub extends DurableObject<Env> {
     const now = Date.now();
     const due = this.#push.dueAt();
     if (due !== null && due <= now) this.#push.flush(now);
-    await this.#schedule();
+    await this.#schedule(true);
   }
 
-  /** One alarm for both jobs: the pending frame's due time and the next socket expiry. */
-  async #schedule(): Promise<void> {
+  /**
+   * One alarm for both jobs: the pending frame's due time and the next socket expiry. Only the
+   * alarm scans the sockets (closing expired ones); writes reuse the expiry it last computed.
+   */
+  async #schedule(scanSockets: boolean): Promise<void> {
     const now = Date.now();
-    const nextExpiry = this.#push.closeExpired(now);
+    const nextExpiry = scanSockets ? this.#push.closeExpired(now) : this.#push.knownNextExpiry();
     const due = this.#push.dueAt();
     const candidates = [due, nextExpiry].filter((t): t is number => t !== null);
     if (candidates.length === 0) {
@@ -202,7 +203,6 @@ export class MeshHub extends DurableObject<Env> {
   // ---- Operations ----
 
   health(mesh: string): HubHealth {
-    this.#remember(mesh);
     return {
       ok: true,
       mesh,

@@ -43,6 +43,10 @@ export class PushHub {
     const tags = attachment.sessionId !== null ? [sessionTag(attachment.sessionId)] : [];
     this.#ctx.acceptWebSocket(server, tags);
     server.serializeAttachment(attachment);
+    if (attachment.expiresAt !== null) {
+      const known = this.knownNextExpiry();
+      if (known === null || attachment.expiresAt < known) writeMeta(this.#sql, "push.next_expiry", attachment.expiresAt);
+    }
     return new Response(null, { status: 101, webSocket: client });
   }
 
@@ -130,7 +134,13 @@ export class PushHub {
       if (expiresAt <= now) closeQuietly(ws, 4401, "Session expired.");
       else next = next === null ? expiresAt : Math.min(next, expiresAt);
     }
+    writeMeta(this.#sql, "push.next_expiry", next);
     return next;
+  }
+
+  /** The earliest socket expiry as of the last scan or accept (may be a closed socket's: harmless). */
+  knownNextExpiry(): number | null {
+    return numberOrNull(readMeta(this.#sql, "push.next_expiry"));
   }
 
   closeSessions(sessionIds: readonly string[], code: number, reason: string): number {

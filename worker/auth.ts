@@ -143,8 +143,8 @@ async function authenticate(
   config: Config,
   meshId: string,
 ): Promise<Principal> {
-  // Under concealment denials must not differ in timing by mode: the bearer hash is computed
-  // whenever bearer mode is configured, whether or not this token could be one.
+  // The bearer hash is computed whenever bearer mode is configured, token or not, so a denial
+  // costs the same work whatever was presented (CONCEAL_DENIED relies on comparable timing).
   const expectedBearer = modes.bearerSecret !== null ? await meshBearerToken(meshId, modes.bearerSecret) : null;
   if (token === null) throw unauthorized("This mesh needs a bearer token (Authorization: Bearer <token>).");
 

@@ -85,6 +85,24 @@ describe("MeshHub.notify (coalesced invalidation frames)", () => {
     expect(subs.map((s) => s.frames.length)).toEqual([1, 1, 1]);
   });
 
+  it("sends a frame within the max delay under a continuous stream of writes", async () => {
+    const mesh = newMesh();
+    const sub = await subscribe(mesh);
+    const hub = hubOf(mesh);
+    const firstAt = Date.now();
+    // Writes every 20 ms never leave a 100 ms quiet window; only the 1 s cap can release a frame.
+    for (let i = 0; i < 100 && sub.frames.length === 0; i++) {
+      await hub.notify(mesh, { op: "write", path: `/R/s-${i}`, pathType: "other" });
+      await scheduler.wait(20);
+    }
+    expect(sub.frames.length).toBeGreaterThanOrEqual(1);
+    const waited = Date.now() - firstAt;
+    expect(waited).toBeGreaterThanOrEqual(1_000);
+    expect(waited).toBeLessThan(2_000);
+    expect(sub.frames[0]).toMatchObject({ seq: 1 });
+    expect(sub.frames[0]!.paths!.length).toBeGreaterThan(1);
+  });
+
   it("still sends a pending frame after the hub is evicted (pending invalidations live in SQLite)", async () => {
     const mesh = newMesh();
     const sub = await subscribe(mesh);

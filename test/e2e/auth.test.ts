@@ -193,3 +193,52 @@ describe("the worker's logs", () => {
     expect(output).not.toContain("access_token");
   });
 });
+
+describe("CONCEAL_DENIED=1 against the real worker", () => {
+  let concealed: RunningWorker;
+  beforeAll(async () => {
+    concealed = await startWorker({ vars: { ALLOW_OPEN_ACCESS: "0", MESH_TOKEN_SECRET: MESH_SECRET, CONCEAL_DENIED: "1" } });
+  });
+  afterAll(async () => {
+    await concealed?.stop();
+  });
+
+  const median = (values: number[]) => {
+    const sorted = [...values].sort((a, b) => a - b);
+    return sorted[Math.floor(sorted.length / 2)]!;
+  };
+
+  it("answers denials for a mesh with data and for a fresh one identically, in comparable time", async () => {
+    const used = uniqueMesh();
+    const token = createHash("sha256").update(used + MESH_SECRET).digest("hex");
+    for (let i = 0; i < 5; i++) {
+      const put = await fetch(`${concealed.base}/io/${used}/file?path=/App/f${i}.bin`, { method: "PUT", headers: auth(token), body: "data" });
+      expect(put.status).toBe(201);
+    }
+    const probes = [
+      (mesh: string) => fetch(`${concealed.base}/io/${mesh}/health`),
+      (mesh: string) => fetch(`${concealed.base}/io/${mesh}/file?path=/App/f0.bin`, { headers: auth("0".repeat(64)) }),
+      (mesh: string) => fetch(`${concealed.base}/io/${mesh}/list-files`, { method: "POST", body: '{"path":"/App"}' }),
+    ];
+    const timings: Record<"used" | "fresh", number[]> = { used: [], fresh: [] };
+    for (let round = 0; round < 15; round++) {
+      for (const probe of probes) {
+        for (const which of round % 2 === 0 ? (["used", "fresh"] as const) : (["fresh", "used"] as const)) {
+          const mesh = which === "used" ? used : uniqueMesh();
+          const started = performance.now();
+          const res = await probe(mesh);
+          const body = await res.text();
+          timings[which].push(performance.now() - started);
+          expect(res.status).toBe(404);
+          expect(res.headers.get("WWW-Authenticate")).toBeNull();
+          expect(JSON.parse(body)).toEqual({ error: "not_found", message: "Not found." });
+        }
+      }
+    }
+    const ratio = median(timings.used) / median(timings.fresh);
+    console.log(JSON.stringify({ concealedDenialMedianMs: { used: median(timings.used), fresh: median(timings.fresh) }, ratio }));
+    // Auth never reads the mesh's storage, so the only differences are noise on a shared machine.
+    expect(ratio).toBeGreaterThan(0.5);
+    expect(ratio).toBeLessThan(2);
+  });
+});

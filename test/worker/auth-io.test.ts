@@ -352,6 +352,23 @@ describe("CONCEAL_DENIED=1", () => {
 });
 
 describe("session revocation over HTTP", () => {
+  it("answers 503, not 401 or 500, when the revocation check cannot reach D1", async () => {
+    const mesh = uniqueMesh();
+    const { session } = await sessionFor(authEnv(), mesh);
+    const failing = new Proxy(env.DB, {
+      get(target, prop) {
+        if (prop === "prepare") return () => { throw new Error("D1_ERROR: simulated outage"); };
+        const value = Reflect.get(target, prop) as unknown;
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const res = await call(authEnv({ DB: failing, REVOCATION_CACHE_MS: "0" }), `/io/${mesh}/health`, {
+      headers: bearer(session.token),
+    });
+    expect(res.status).toBe(503);
+    expect((await res.json<{ error: string }>()).error).toBe("unavailable");
+  });
+
   it("takes effect within REVOCATION_CACHE_MS when another isolate revokes", async () => {
     const mesh = uniqueMesh();
     const target = authEnv({ REVOCATION_CACHE_MS: "300" });

@@ -144,6 +144,23 @@ describe("POST /sync/auth/session", () => {
     expect((await res.json<{ error: string }>()).error).toBe("auth_not_configured");
   });
 
+  it("answers 503 unavailable, without a token, when D1 fails to record the session", async () => {
+    const key = await newKey(uniqueMesh());
+    const failing = new Proxy(env.DB, {
+      get(target, prop) {
+        if (prop === "batch") return () => Promise.reject(new Error("D1_ERROR: simulated outage"));
+        const value = Reflect.get(target, prop) as unknown;
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const res = await post(authEnv({ DB: failing }), key.key);
+    expect(res.status).toBe(503);
+    expect(await res.json()).toEqual({
+      error: "unavailable",
+      message: "Session storage is temporarily unavailable; retry shortly.",
+    });
+  });
+
   it("signs with the tenant as issuer", async () => {
     const key = await newKey(uniqueMesh());
     const session = await mintSession(authEnv({ TENANT: "acme" }), key.key);

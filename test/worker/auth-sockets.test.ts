@@ -66,6 +66,14 @@ describe("GET /sync/notify/<mesh> with a session token", () => {
     c.ws.close(1000, "done");
   });
 
+  it("closes a socket with 4401 once its session expires", async () => {
+    const mesh = uniqueMesh();
+    const target = authEnv();
+    const { session } = await sessionFor(target, mesh, "full", { ttlSeconds: 1 });
+    const { closed } = await openSocket(target, mesh, session.token);
+    expect(await closeOf(closed, 5_000)).toMatchObject({ code: 4401 });
+  });
+
   it("refuses the upgrade of a revoked session with 401", async () => {
     const mesh = uniqueMesh();
     const target = authEnv();

@@ -73,6 +73,17 @@ describe("PUT manifest.json (pointer)", () => {
     }
   });
 
+  it("accepts `file` as a full path in the pointer's folder, and refuses one outside it with 400", async () => {
+    const mesh = newMesh();
+    await put(mesh, `${ROOT}/manifest-1.json`, generation(1, null));
+    const outside = await put(mesh, `${ROOT}/manifest.json`, JSON.stringify({ currentGeneration: 1, file: "/Elsewhere/manifest-1.json" }));
+    expect(outside.status).toBe(400);
+    const dotted = await put(mesh, `${ROOT}/manifest.json`, JSON.stringify({ currentGeneration: 1, file: "../manifest-1.json" }));
+    expect(dotted.status).toBe(400);
+    const full = await put(mesh, `${ROOT}/manifest.json`, JSON.stringify({ currentGeneration: 1, file: `${ROOT}/manifest-1.json` }));
+    expect(full.status).toBe(201);
+  });
+
   it("answers 200 for an equal generation with identical bytes and 409 for different bytes", async () => {
     const mesh = newMesh();
     await bootstrap(mesh);
@@ -192,6 +203,17 @@ describe("PUT changes/head.json", () => {
     expect((await get(mesh, path)).text).toBe(head(hlc(200, "b")));
   });
 
+  it("ends at the maximum of many concurrent writers, each told 201/204 or 200", async () => {
+    const mesh = newMesh();
+    const path = `${ROOT}/changes/head.json`;
+    const values = Array.from({ length: 24 }, (_, i) => hlc(1_000 + ((i * 7919) % 97), `d${i}`));
+    const results = await Promise.all(values.map((v) => put(mesh, path, head(v))));
+    expect(results.filter((r) => r.status === 201)).toHaveLength(1);
+    expect(results.every((r) => [200, 201, 204].includes(r.status))).toBe(true);
+    const max = [...values].sort().at(-1)!;
+    expect((await get(mesh, path)).text).toBe(head(max));
+  });
+
   it("refuses a head without a string latestHlc with 400", async () => {
     const mesh = newMesh();
     const res = await put(mesh, `${ROOT}/changes/head.json`, JSON.stringify({ latestHlc: 5 }));
@@ -223,6 +245,16 @@ describe("PUT with If-Match / If-None-Match on control objects", () => {
     expect(stale.status).toBe(412);
     expect((await put(mesh, path, "{\"x\":1}", { "If-Match": created.etag! })).status).toBe(204);
     expect((await get(mesh, path)).text).toBe("{\"x\":1}");
+  });
+
+  it("answers 412 on a snapshot when If-Match does not match or If-None-Match: * finds it", async () => {
+    const mesh = newMesh();
+    const path = snapshotPath(2);
+    const created = await put(mesh, path, "snap", { "If-None-Match": "*" });
+    expect(created.status).toBe(201);
+    expect((await put(mesh, path, "snap", { "If-None-Match": "*" })).status).toBe(412);
+    expect((await put(mesh, path, "snap", { "If-Match": "\"stale\"" })).status).toBe(412);
+    expect((await put(mesh, path, "snap", { "If-Match": created.etag! })).status).toBe(200);
   });
 
   it("answers 412 for If-Match on a pointer that does not exist yet", async () => {

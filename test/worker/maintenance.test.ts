@@ -3,6 +3,8 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import worker from "../../worker/index";
 import type { Env } from "../../worker/env";
 import type { MaintenanceReport } from "../../worker/routes/maintenance";
+import { markEvicted } from "../../worker/storage/maintenance";
+import { readEvictionRecord } from "../../worker/storage/eviction";
 import { adminEnv, asAdmin, bootstrapRoot, call, changeName, listFiles, putFile, uniqueMesh } from "./admin-support";
 
 const DAY = 86_400_000;
@@ -185,6 +187,58 @@ describe("scheduled (cron)", () => {
     }
     expect(repaired).toBe(true);
     expect((await listFiles(open, mesh, "/App/changes")).map((f) => f.name)).toEqual([changeName(5)]);
+  });
+});
+
+describe("maintenance robustness", () => {
+  it("keeps going when one task fails, reports the failure, and logs at warn", async () => {
+    const expired = crypto.randomUUID();
+    await env.DB.prepare(
+      `INSERT INTO sessions (jti, key_id, subject, mesh_pattern, scope, issued_at, expires_at, revoked_at)
+       VALUES (?, 'k', 's', '*', 'full', 1, 2, NULL)`,
+    )
+      .bind(expired)
+      .run();
+    const mesh = uniqueMesh();
+    await bootstrapRoot(withIdle, mesh, "/App");
+    await ageMesh(mesh, 90);
+    // The real bucket, except that listing fails: idle cleanup of this mesh cannot proceed.
+    const failingBucket = new Proxy(env.BUCKET, {
+      get(bucket, prop) {
+        if (prop === "list") return () => Promise.reject(new Error("R2 list is down"));
+        const value = Reflect.get(bucket, prop) as unknown;
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(bucket) : value;
+      },
+    });
+    const line = await runCron({ ...withIdle, BUCKET: failingBucket } as Env);
+    expect(line.level).toBe("warn");
+    expect(line.sessionsDeleted).toBeGreaterThanOrEqual(1);
+    expect(line.errors).toContainEqual({ task: `idle-cleanup ${mesh}`, error: "Error: R2 list is down" });
+    expect((await usage(mesh))?.evicted_at).toBeNull();
+    // Nothing of the mesh was wiped, so a later healthy run can evict it cleanly.
+    expect((await getFile(withIdle, mesh, "/App/manifest.json")).status).toBe(200);
+  });
+
+  it("records no eviction when the mesh was written after it was found idle", async () => {
+    const mesh = uniqueMesh();
+    await bootstrapRoot(open, mesh, "/App");
+    const seen = await ageMesh(mesh, 90);
+    await bootstrapRoot(open, mesh, "/Other");
+    expect(await markEvicted(env.DB, mesh, seen, Date.now(), ["/App"])).toBe(false);
+    expect((await usage(mesh))?.evicted_at).toBeNull();
+    expect(await readEvictionRecord(open, mesh, "/App/evicted.json")).toBeNull();
+  });
+
+  it("answers the eviction record only for evicted.json under a recorded root or the mesh root", async () => {
+    const mesh = uniqueMesh();
+    await bootstrapRoot(open, mesh, "/App");
+    const seen = await ageMesh(mesh, 90);
+    expect(await markEvicted(env.DB, mesh, seen, Date.now(), ["/App"])).toBe(true);
+    expect(await readEvictionRecord(open, mesh, "/App/evicted.json")).not.toBeNull();
+    expect(await readEvictionRecord(open, mesh, "/evicted.json")).not.toBeNull();
+    expect(await readEvictionRecord(open, mesh, "/App/manifest.json")).toBeNull();
+    expect(await readEvictionRecord(open, mesh, "/App/sub/evicted.json")).toBeNull();
+    expect(await readEvictionRecord(open, uniqueMesh(), "/App/evicted.json")).toBeNull();
   });
 });
 

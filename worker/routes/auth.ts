@@ -11,6 +11,7 @@ import { bearerToken, sessionSigningKeys, unauthorized, verifySession } from "..
 import { findLiveApiKey, touchApiKeyStatement, type ApiKeyRecord } from "../storage/api-keys";
 import { insertSessionStatement, revokeSession } from "../storage/sessions";
 import { enforceRateLimit } from "../storage/rate-limit";
+import { orUnavailable } from "../storage/unavailable";
 
 const RATE_WINDOW_MS = 60_000;
 const MAX_SUBJECT_LENGTH = 200;
@@ -117,9 +118,8 @@ export const createSession: Handler = async (request: MeshRequest, env: Env) => 
     iat,
     exp,
   });
-  let inserted: number;
-  try {
-    const [insert] = await env.DB.batch([
+  const [insert] = await orUnavailable("Session storage", () =>
+    env.DB.batch([
       insertSessionStatement(env.DB, {
         jti,
         keyId: key.id,
@@ -130,11 +130,9 @@ export const createSession: Handler = async (request: MeshRequest, env: Env) => 
         expiresAt: exp * 1000,
       }),
       touchApiKeyStatement(env.DB, key.id, now),
-    ]);
-    inserted = insert?.meta.changes ?? 0;
-  } catch {
-    throw new HttpError("unavailable", "Session storage is temporarily unavailable; retry shortly.");
-  }
+    ]),
+  );
+  const inserted = insert?.meta.changes ?? 0;
   // The key was revoked between the lookup and the insert.
   if (inserted === 0) throw unauthorized("The API key is invalid or revoked.");
 

@@ -1,10 +1,13 @@
 // API keys (D1 `api_keys`): only a SHA-256 hash of each key is stored; the key itself is shown
 // once, at creation. A key mints session JWTs for the meshes its pattern names.
 import type { Env } from "../env";
-import { HttpError, badRequest } from "../lib/errors";
+import { badRequest } from "../lib/errors";
 import { isValidMeshPattern } from "../lib/mesh-id";
 import { constantTimeEqual, randomBase64Url, randomHex, sha256Hex } from "../lib/secrets";
-import { closeSessionSockets, revokeSessionsOfKey } from "./sessions";
+import { closeSessionSockets, revokeSessionsOfKeyStatement, sessionsRevokedBy } from "./sessions";
+import { orUnavailable } from "./unavailable";
+
+const STORE = "Key storage";
 
 export type KeyAccess = "full" | "readonly";
 
@@ -80,10 +83,13 @@ export async function createApiKey(
   }
   const id = randomHex(8);
   const key = `mbk_${id}_${randomBase64Url(32)}`;
-  await db
-    .prepare(`INSERT INTO api_keys (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)`)
-    .bind(id, name.trim(), await hashApiKey(key), meshPattern, access, now)
-    .run();
+  const keyHash = await hashApiKey(key);
+  await orUnavailable(STORE, () =>
+    db
+      .prepare(`INSERT INTO api_keys (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)`)
+      .bind(id, name.trim(), keyHash, meshPattern, access, now)
+      .run(),
+  );
   return {
     id,
     key,
@@ -97,14 +103,16 @@ export async function createApiKey(
 }
 
 export async function listApiKeys(db: D1Database): Promise<ApiKeyRecord[]> {
-  const { results } = await db
-    .prepare(`SELECT ${COLUMNS} FROM api_keys ORDER BY created_at, id LIMIT 10000`)
-    .all<ApiKeyRow>();
+  const { results } = await orUnavailable(STORE, () =>
+    db.prepare(`SELECT ${COLUMNS} FROM api_keys ORDER BY created_at, id LIMIT 10000`).all<ApiKeyRow>(),
+  );
   return results.map(toRecord);
 }
 
 export async function getApiKey(db: D1Database, id: string): Promise<ApiKeyRecord | null> {
-  const row = await db.prepare(`SELECT ${COLUMNS} FROM api_keys WHERE id = ?`).bind(id).first<ApiKeyRow>();
+  const row = await orUnavailable(STORE, () =>
+    db.prepare(`SELECT ${COLUMNS} FROM api_keys WHERE id = ?`).bind(id).first<ApiKeyRow>(),
+  );
   return row === null ? null : toRecord(row);
 }
 
@@ -116,12 +124,9 @@ export async function getApiKey(db: D1Database, id: string): Promise<ApiKeyRecor
 export async function findLiveApiKey(db: D1Database, presented: string): Promise<ApiKeyRecord | null> {
   const hash = await hashApiKey(presented);
   if (!KEY_FORMAT.test(presented)) return null;
-  let row: ApiKeyRow | null;
-  try {
-    row = await db.prepare(`SELECT ${COLUMNS} FROM api_keys WHERE key_hash = ?`).bind(hash).first<ApiKeyRow>();
-  } catch {
-    throw new HttpError("unavailable", "Key storage is temporarily unavailable; retry shortly.");
-  }
+  const row = await orUnavailable(STORE, () =>
+    db.prepare(`SELECT ${COLUMNS} FROM api_keys WHERE key_hash = ?`).bind(hash).first<ApiKeyRow>(),
+  );
   if (row === null || !constantTimeEqual(hash, row.key_hash) || row.revoked_at !== null) return null;
   return toRecord(row);
 }
@@ -139,13 +144,18 @@ export async function revokeApiKey(
   id: string,
   now = Date.now(),
 ): Promise<(ApiKeyRecord & { sessionsRevoked: number }) | null> {
-  const row = await env.DB.prepare(
-    `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? RETURNING ${COLUMNS}`,
-  )
-    .bind(now, id)
-    .first<ApiKeyRow>();
+  const [keyResult, sessionsResult] = await orUnavailable(STORE, () =>
+    env.DB.batch([
+      env.DB.prepare(`UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? RETURNING ${COLUMNS}`).bind(
+        now,
+        id,
+      ),
+      revokeSessionsOfKeyStatement(env.DB, id, now),
+    ]),
+  );
+  const row = (keyResult?.results[0] as ApiKeyRow | undefined) ?? null;
   if (row === null) return null;
-  const sessions = await revokeSessionsOfKey(env.DB, id, now);
+  const sessions = sessionsRevokedBy(sessionsResult);
   await closeSessionSockets(env, sessions);
   return { ...toRecord(row), sessionsRevoked: sessions.length };
 }

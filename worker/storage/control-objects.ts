@@ -22,6 +22,27 @@ export function controlEntry(record: ControlRecord): ObjectEntry {
   };
 }
 
+/** SQLite in a Durable Object stores at most 2 MB per value; a larger configured limit cannot apply. */
+const HUB_VALUE_LIMIT = 2_000_000;
+
+/**
+ * Reads retry a transient hub failure (the runtime marks those `retryable`): the client treats
+ * any failed GET of manifest.json as "no mesh here" and re-bootstraps, so reads must not flap.
+ */
+async function readFromHub<T>(read: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await read();
+    } catch (err) {
+      const transient = (err as { retryable?: boolean; overloaded?: boolean } | null)?.retryable === true;
+      if (!transient || attempt >= 3 || (err as { overloaded?: boolean }).overloaded === true) {
+        console.error(JSON.stringify({ level: "error", msg: "hub read failed", error: String(err) }));
+        throw unavailable("The mesh's hub is unavailable; retry.");
+      }
+    }
+  }
+}
+
 function indexFailure(meshId: string, err: unknown) {
   console.error(JSON.stringify({ level: "error", msg: "index write failed", mesh: meshId, error: String(err) }));
   return unavailable("The object index did not accept the write; retry.");
@@ -37,7 +58,8 @@ export async function putControlObject(
   pre: Precondition,
 ): Promise<WriteOutcome> {
   const config = readConfig(env);
-  if (body.byteLength > config.limits.control) throw payloadTooLarge(config.limits.control, "control object");
+  const limit = Math.min(config.limits.control, HUB_VALUE_LIMIT);
+  if (body.byteLength > limit) throw payloadTooLarge(limit, "control object");
   const result = await meshHub(env, meshId).putControl(meshId, path, cls, body, pre, config.candidateLeaseMs);
   if (!result.ok) throw refusalToError(result);
   const entry = controlEntry(result.record);
@@ -55,7 +77,7 @@ export async function readControlObject(
   meshId: string,
   path: string,
 ): Promise<{ entry: ObjectEntry; body: Uint8Array } | null> {
-  const found = await meshHub(env, meshId).readControl(meshId, path);
+  const found = await readFromHub(() => meshHub(env, meshId).readControl(meshId, path));
   return found ? { entry: controlEntry(found.record), body: found.body } : null;
 }
 
@@ -84,6 +106,6 @@ export async function deleteControlObjects(
 
 /** Every control object whose path starts with `prefix` (for index fills and reconcile). */
 export async function listControlObjects(env: Env, meshId: string, prefix: string): Promise<ObjectEntry[]> {
-  const records = await meshHub(env, meshId).listControl(meshId, prefix);
+  const records = await readFromHub(() => meshHub(env, meshId).listControl(meshId, prefix));
   return records.map(controlEntry);
 }

@@ -257,14 +257,21 @@ export async function deleteTree(
       }
     }
   }
-  checkPreconditions(pre, exact?.etag ?? null);
-  if (targets.length === 0) return false;
+  // A control object's precondition is checked in the hub, atomically with its delete.
+  const hubChecks = isControlClass(cls) && hasPrecondition(pre);
+  if (!hubChecks) checkPreconditions(pre, exact?.etag ?? null);
+  if (targets.length === 0) {
+    if (hubChecks) await deleteControlObjects(env, meshId, [], { path, ...pre });
+    return false;
+  }
 
   const snapshots = targets.filter((t) => t.cls === "snapshot").map((t) => t.path);
   const inHub = targets.filter((t) => t.location === "hub").map((t) => t.path);
   const inR2 = targets.filter((t) => t.location === "r2");
   if (snapshots.length > 0) await assertSnapshotsDeletable(env, meshId, snapshots);
-  if (inHub.length > 0) await deleteControlObjects(env, meshId, inHub);
+  if (inHub.length > 0 || hubChecks) {
+    await deleteControlObjects(env, meshId, inHub, hubChecks ? { path, ...pre } : undefined);
+  }
 
   const now = Date.now();
   if (inR2.length > 0) {

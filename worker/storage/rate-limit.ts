@@ -1,7 +1,9 @@
-// Fixed-window rate limits (a window per bucket, opened by its first hit) shared by every isolate (D1 `rate_limits`). One atomic upsert per
-// hit: no read-then-write race between isolates. The Workers rate-limiting binding would be
-// cheaper but is per-location and approximate; auth endpoints are rare enough for D1.
+// Fixed-window rate limits (a window per bucket, opened by its first hit), shared by every
+// isolate through D1 `rate_limits`: one atomic upsert per hit, so no read-then-write race. The
+// Workers rate-limiting binding is cheaper but per-location and approximate, and auth endpoints
+// are rare enough for D1.
 import { HttpError } from "../lib/errors";
+import { orUnavailable } from "./unavailable";
 
 export interface RateVerdict {
   allowed: boolean;
@@ -23,11 +25,10 @@ export async function hitRateLimit(
   now = Date.now(),
 ): Promise<RateVerdict> {
   if (limit <= 0) return { allowed: true, count: 0, retryAfterSeconds: 1 };
-  let row: { count: number; window_start: number } | null;
-  try {
-    // A window opens at a bucket's first hit (not at clock-aligned boundaries) and lasts
-    // windowMs; a hit from an isolate whose clock is slightly behind counts in the open window.
-    row = await db
+  // A window opens at a bucket's first hit (not at clock-aligned boundaries) and lasts
+  // windowMs; a hit from an isolate whose clock is slightly behind counts in the open window.
+  const row = await orUnavailable("Rate-limit storage", () =>
+    db
       .prepare(
         `INSERT INTO rate_limits (bucket, window_start, count) VALUES (?1, ?2, 1)
          ON CONFLICT (bucket) DO UPDATE SET
@@ -36,10 +37,8 @@ export async function hitRateLimit(
          RETURNING count, window_start`,
       )
       .bind(bucket, now, windowMs)
-      .first();
-  } catch {
-    throw new HttpError("unavailable", "Rate-limit storage is temporarily unavailable; retry shortly.");
-  }
+      .first<{ count: number; window_start: number }>(),
+  );
   const count = row?.count ?? 1;
   const start = row?.window_start ?? now;
   const retryAfterSeconds = Math.max(1, Math.ceil((start + windowMs - now) / 1000));
@@ -64,6 +63,8 @@ export async function enforceRateLimit(
 
 /** Drops counters whose window ended before `now` (maintenance). Returns how many went. */
 export async function deleteStaleRateLimits(db: D1Database, now: number, windowMs = 60_000): Promise<number> {
-  const result = await db.prepare("DELETE FROM rate_limits WHERE window_start < ?").bind(now - windowMs).run();
+  const result = await orUnavailable("Rate-limit storage", () =>
+    db.prepare("DELETE FROM rate_limits WHERE window_start < ?").bind(now - windowMs).run(),
+  );
   return result.meta.changes ?? 0;
 }

@@ -3,6 +3,7 @@
 // expiry cleanup.
 import type { Env } from "../env";
 import { HttpError } from "../lib/errors";
+import { orUnavailable } from "./unavailable";
 import { exactMeshOf, isValidMeshPattern, meshPatternsOverlap } from "../lib/mesh-id";
 
 export type SessionScope = "full" | "readonly";
@@ -65,10 +66,7 @@ function toRecord(row: SessionRow): SessionRecord {
   };
 }
 
-/** D1 trouble is the server's, not the client's: 503 so the client retries, never 500. */
-function storageUnavailable(): HttpError {
-  return new HttpError("unavailable", "Session storage is temporarily unavailable; retry shortly.");
-}
+const STORE = "Session storage";
 
 /**
  * The statement that records a session, for batching with the key's last-used update. It only
@@ -94,7 +92,9 @@ export function insertSessionStatement(db: D1Database, session: NewSession): D1P
 }
 
 export async function findSession(db: D1Database, jti: string): Promise<SessionRecord | null> {
-  const row = await db.prepare(`SELECT ${COLUMNS} FROM sessions WHERE jti = ?`).bind(jti).first<SessionRow>();
+  const row = await orUnavailable(STORE, () =>
+    db.prepare(`SELECT ${COLUMNS} FROM sessions WHERE jti = ?`).bind(jti).first<SessionRow>(),
+  );
   return row === null ? null : toRecord(row);
 }
 
@@ -123,12 +123,9 @@ function remember(jti: string, live: boolean, now: number): void {
 export async function isSessionLive(db: D1Database, jti: string, cacheMs: number, now = Date.now()): Promise<boolean> {
   const cached = revocationCache.get(jti);
   if (cached !== undefined && now - cached.checkedAt < cacheMs) return cached.live;
-  let row: { revoked_at: number | null } | null;
-  try {
-    row = await db.prepare("SELECT revoked_at FROM sessions WHERE jti = ?").bind(jti).first();
-  } catch {
-    throw storageUnavailable();
-  }
+  const row = await orUnavailable(STORE, () =>
+    db.prepare("SELECT revoked_at FROM sessions WHERE jti = ?").bind(jti).first<{ revoked_at: number | null }>(),
+  );
   const live = row !== null && row.revoked_at === null;
   if (cacheMs > 0) remember(jti, live, now);
   return live;
@@ -177,33 +174,31 @@ export async function closeSessionSockets(
  * sockets. Null when no such session exists.
  */
 export async function revokeSession(env: Env, jti: string, now = Date.now()): Promise<SessionRecord | null> {
-  let row: SessionRow | null;
-  try {
-    row = await env.DB.prepare(
-      `UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?) WHERE jti = ? RETURNING ${COLUMNS}`,
-    )
+  const row = await orUnavailable(STORE, () =>
+    env.DB.prepare(`UPDATE sessions SET revoked_at = COALESCE(revoked_at, ?) WHERE jti = ? RETURNING ${COLUMNS}`)
       .bind(now, jti)
-      .first<SessionRow>();
-  } catch {
-    throw storageUnavailable();
-  }
+      .first<SessionRow>(),
+  );
   if (row === null) return null;
   forgetCachedSessions([jti]);
   await closeSessionSockets(env, [{ jti: row.jti, meshPattern: row.mesh_pattern }]);
   return toRecord(row);
 }
 
-/** Revokes every live session of an API key; returns them (for closing their sockets). */
-export async function revokeSessionsOfKey(
-  db: D1Database,
-  keyId: string,
-  now = Date.now(),
-): Promise<{ jti: string; meshPattern: string }[]> {
-  const { results } = await db
+/**
+ * The statement that revokes every live session of an API key, returning `jti, mesh_pattern`;
+ * batched with the key's own revocation so the two happen together or not at all.
+ */
+export function revokeSessionsOfKeyStatement(db: D1Database, keyId: string, now: number): D1PreparedStatement {
+  return db
     .prepare("UPDATE sessions SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL RETURNING jti, mesh_pattern")
-    .bind(now, keyId)
-    .all<{ jti: string; mesh_pattern: string }>();
-  const revoked = results.map((r) => ({ jti: r.jti, meshPattern: r.mesh_pattern }));
+    .bind(now, keyId);
+}
+
+/** Reads what revokeSessionsOfKeyStatement returned and drops those sessions from the cache. */
+export function sessionsRevokedBy(result: D1Result | undefined): { jti: string; meshPattern: string }[] {
+  const rows = (result?.results ?? []) as { jti: string; mesh_pattern: string }[];
+  const revoked = rows.map((r) => ({ jti: r.jti, meshPattern: r.mesh_pattern }));
   forgetCachedSessions(revoked.map((r) => r.jti));
   return revoked;
 }
@@ -228,10 +223,12 @@ export async function listSessions(db: D1Database, options: ListSessionsOptions 
   const limit = Math.max(1, Math.min(options.limit ?? 1000, 10_000));
   const now = options.now ?? Date.now();
   // Pattern overlap is filtered here, not in SQL, so the scan is capped.
-  const { results } = await db
-    .prepare(`SELECT ${COLUMNS} FROM sessions WHERE expires_at > ? ORDER BY issued_at DESC, jti LIMIT ?`)
-    .bind(options.includeExpired ? 0 : now, LIST_SCAN_LIMIT)
-    .all<SessionRow>();
+  const { results } = await orUnavailable(STORE, () =>
+    db
+      .prepare(`SELECT ${COLUMNS} FROM sessions WHERE expires_at > ? ORDER BY issued_at DESC, jti LIMIT ?`)
+      .bind(options.includeExpired ? 0 : now, LIST_SCAN_LIMIT)
+      .all<SessionRow>(),
+  );
   const matching = meshPattern === undefined ? results : results.filter((r) => meshPatternsOverlap(r.mesh_pattern, meshPattern));
   return matching.slice(0, limit).map(toRecord);
 }
@@ -241,6 +238,8 @@ export async function listSessions(db: D1Database, options: ListSessionsOptions 
  * row is never gone while its token still verifies). Returns how many rows went.
  */
 export async function deleteExpiredSessions(db: D1Database, now: number): Promise<number> {
-  const result = await db.prepare("DELETE FROM sessions WHERE expires_at < ?").bind(now - 60_000).run();
+  const result = await orUnavailable(STORE, () =>
+    db.prepare("DELETE FROM sessions WHERE expires_at < ?").bind(now - 60_000).run(),
+  );
   return result.meta.changes ?? 0;
 }

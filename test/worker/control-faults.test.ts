@@ -1,0 +1,70 @@
+// Faults around control writes: the D1 index fails after the hub accepted a write (503, and the
+// client's retry repairs the index), and the hub is evicted between writes (state is durable).
+import { env, evictDurableObject, SELF } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import type { Env } from "../../worker/env";
+import { putControlObject, readControlObject } from "../../worker/storage/control-objects";
+import { putSnapshot } from "../../worker/storage/snapshots";
+
+const newMesh = () => `faults-${crypto.randomUUID()}`;
+const enc = new TextEncoder();
+
+/** The real D1 binding, except that batch() fails (as D1 does when it is unavailable). */
+function failingIndexEnv(): Env {
+  const db = new Proxy(env.DB, {
+    get(target, prop, receiver) {
+      if (prop === "batch") return () => Promise.reject(new Error("D1_ERROR: injected outage"));
+      const value = Reflect.get(target, prop, receiver) as unknown;
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  return { ...env, DB: db };
+}
+
+async function listNames(mesh: string, folder: string): Promise<string[]> {
+  const res = await SELF.fetch(`http://meshbox.test/sync/io/${mesh}/list-files`, { method: "POST", body: JSON.stringify({ path: folder }) });
+  const { files } = (await res.json()) as { files: { name: string }[] };
+  return files.map((f) => f.name);
+}
+
+describe("PUT changes/head.json when the index fails", () => {
+  it("answers 503 unavailable, and the identical retry (a no-op in the hub) repairs the index", async () => {
+    const mesh = newMesh();
+    const body = enc.encode(JSON.stringify({ latestHlc: "000000000000001-0000-a" }));
+    await expect(putControlObject(failingIndexEnv(), mesh, "/R/changes/head.json", "head", body, {})).rejects.toMatchObject({
+      status: 503,
+      code: "unavailable",
+    });
+    const retry = await putControlObject(env, mesh, "/R/changes/head.json", "head", body, {});
+    expect(retry).toMatchObject({ status: 200, changed: false, entry: { path: "/R/changes/head.json", location: "hub", version: 1 } });
+    expect(await listNames(mesh, "/R/changes")).toEqual(["head.json"]);
+  });
+});
+
+describe("PUT mainline/<snapshot> when the index fails", () => {
+  it("answers 503, and the identical retry answers 200 and repairs the index", async () => {
+    const mesh = newMesh();
+    const path = "/R/mainline/snapshot-2-server_relay_1.json";
+    const req = () => new Request("http://x/", { method: "PUT", body: "snapshot bytes" });
+    await expect(putSnapshot(failingIndexEnv(), mesh, path, req(), {})).rejects.toMatchObject({ status: 503 });
+    const retry = await putSnapshot(env, mesh, path, req(), {});
+    expect(retry).toMatchObject({ status: 200, changed: false, entry: { path, cls: "snapshot", size: 14 } });
+    expect(await listNames(mesh, "/R/mainline")).toEqual(["snapshot-2-server_relay_1.json"]);
+  });
+});
+
+describe("MeshHub eviction between control writes", () => {
+  it("keeps the pointer, its CAS state and the bytes verbatim across an eviction", async () => {
+    const mesh = newMesh();
+    const gen = enc.encode(JSON.stringify({ epoch: 1, snapshotPath: null }));
+    const ptr = enc.encode(JSON.stringify({ currentGeneration: 1, file: "manifest-1.json" }, null, 2));
+    await putControlObject(env, mesh, "/R/manifest-1.json", "generation", gen, {});
+    await putControlObject(env, mesh, "/R/manifest.json", "manifest", ptr, {});
+    await evictDurableObject(env.MESH_HUB.get(env.MESH_HUB.idFromName(mesh)));
+    const read = await readControlObject(env, mesh, "/R/manifest.json");
+    expect(new TextDecoder().decode(read!.body)).toBe(new TextDecoder().decode(ptr));
+    await expect(
+      putControlObject(env, mesh, "/R/manifest-1.json", "generation", enc.encode("{}"), {}),
+    ).rejects.toMatchObject({ status: 409 });
+  });
+});

@@ -1,0 +1,270 @@
+import { createExecutionContext, env, SELF, waitOnExecutionContext } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import * as files from "../../worker/storage/files";
+import { bytes, changeName, chunked, randomBytes, deleteFile, getFile, indexRows, ioUrl, listNames, newMesh, post, putFile, r2Keys } from "./io-support";
+
+describe("GET /sync/io/:mesh/health", () => {
+  it("answers 200 with ok and the mesh id", async () => {
+    const mesh = newMesh();
+    const res = await SELF.fetch(ioUrl(mesh, "health"));
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ ok: true, mesh });
+  });
+});
+
+describe("PUT /sync/io/:mesh/file", () => {
+  it("creates a change file with 201 and serves the exact bytes back", async () => {
+    const mesh = newMesh();
+    const path = `/App/changes/${changeName(1)}`;
+    const body = bytes('{"v":1,"iv":"a","ct":"b"}');
+    const res = await putFile(mesh, path, body);
+    expect(res.status).toBe(201);
+    const got = await getFile(mesh, path);
+    expect(got.status).toBe(200);
+    expect(new Uint8Array(await got.arrayBuffer())).toEqual(body);
+  });
+
+  it("answers a second PUT of a change file with 200 and keeps the first bytes", async () => {
+    const mesh = newMesh();
+    const path = `/App/changes/${changeName(2)}`;
+    expect((await putFile(mesh, path, "first")).status).toBe(201);
+    const again = await putFile(mesh, path, "second, re-encrypted");
+    expect(again.status).toBe(200);
+    expect(await (await getFile(mesh, path)).text()).toBe("first");
+    expect(await listNames(mesh, "/App/changes")).toEqual([path.split("/").pop()]);
+  });
+
+  it("lets exactly one of two concurrent first PUTs of a change file create it", async () => {
+    const mesh = newMesh();
+    const path = `/App/changes/${changeName(3)}`;
+    const [a, b] = await Promise.all([putFile(mesh, path, "AAAA"), putFile(mesh, path, "BBBB")]);
+    expect([a.status, b.status].sort()).toEqual([200, 201]);
+    const winner = a.status === 201 ? "AAAA" : "BBBB";
+    expect(await (await getFile(mesh, path)).text()).toBe(winner);
+  });
+
+  it("creates an other file with 201 and overwrites it with 204", async () => {
+    const mesh = newMesh();
+    const path = "/App/pairing/offer.json";
+    const created = await putFile(mesh, path, "one");
+    expect(created.status).toBe(201);
+    const body = (await created.json()) as { file: { name: string; path: string; size: number } };
+    expect(body.file).toMatchObject({ name: "offer.json", path, size: 3 });
+    const overwritten = await putFile(mesh, path, "two!");
+    expect(overwritten.status).toBe(204);
+    expect(await overwritten.text()).toBe("");
+    expect(await (await getFile(mesh, path)).text()).toBe("two!");
+  });
+
+  it("stores a body sent without Content-Length", async () => {
+    const mesh = newMesh();
+    const path = "/App/blob.bin";
+    const data = randomBytes(200_000);
+    const res = await putFile(mesh, path, chunked(data));
+    expect(res.status).toBe(201);
+    const got = await getFile(mesh, path);
+    expect(got.headers.get("Content-Length")).toBe("200000");
+    expect(new Uint8Array(await got.arrayBuffer())).toEqual(data);
+  });
+
+  it("stores an empty body as a zero-byte file", async () => {
+    const mesh = newMesh();
+    expect((await putFile(mesh, "/App/empty", "")).status).toBe(201);
+    const got = await getFile(mesh, "/App/empty");
+    expect(got.status).toBe(200);
+    expect(got.headers.get("Content-Length")).toBe("0");
+    expect(await got.text()).toBe("");
+  });
+
+  it("writes custom metadata that is enough to rebuild the index", async () => {
+    const mesh = newMesh();
+    const path = `/App/changes/${changeName(4)}`;
+    await putFile(mesh, path, "x");
+    const object = await env.BUCKET.head(`m/${mesh}${path}`);
+    expect(object?.customMetadata).toMatchObject({ path, class: "change" });
+    expect(Number(object?.customMetadata?.modified)).toBeGreaterThan(0);
+  });
+
+  it("refuses If-None-Match: * with 412 when the file exists, and creates it when absent", async () => {
+    const mesh = newMesh();
+    const path = "/App/x.json";
+    expect((await putFile(mesh, path, "a", { "If-None-Match": "*" })).status).toBe(201);
+    const res = await putFile(mesh, path, "b", { "If-None-Match": "*" });
+    expect(res.status).toBe(412);
+    expect(await res.json()).toMatchObject({ error: "precondition_failed" });
+    expect(await (await getFile(mesh, path)).text()).toBe("a");
+  });
+
+  it("honours If-Match: 412 on a stale etag, 204 on the current one", async () => {
+    const mesh = newMesh();
+    const path = "/App/x.json";
+    await putFile(mesh, path, "a");
+    const etag = (await getFile(mesh, path)).headers.get("ETag")!;
+    expect((await putFile(mesh, path, "b", { "If-Match": '"stale"' })).status).toBe(412);
+    expect((await putFile(mesh, path, "b", { "If-Match": etag })).status).toBe(204);
+    expect((await putFile(mesh, path, "c", { "If-Match": etag })).status).toBe(412);
+    expect(await (await getFile(mesh, path)).text()).toBe("b");
+    expect((await putFile(mesh, "/App/none", "z", { "If-Match": "*" })).status).toBe(412);
+  });
+
+  it("answers 200 to a re-PUT of a deleted change file and keeps it deleted", async () => {
+    const mesh = newMesh();
+    const name = changeName(5);
+    const path = `/App/changes/${name}`;
+    await putFile(mesh, path, "original");
+    expect((await deleteFile(mesh, path)).status).toBe(204);
+    expect((await putFile(mesh, path, "retried flush")).status).toBe(200);
+    expect(await listNames(mesh, "/App/changes")).toEqual([]);
+    expect((await post(mesh, "metadata", { path })).status).toBe(404);
+  });
+
+  it("writes head.json through the hub and lists it beside the change files", async () => {
+    const mesh = newMesh();
+    const name = changeName(6);
+    await putFile(mesh, `/App/changes/${name}`, "c");
+    const head = await putFile(mesh, "/App/changes/head.json", JSON.stringify({ latestHlc: name.slice(0, 20) }));
+    expect([201, 204]).toContain(head.status);
+    expect(await listNames(mesh, "/App/changes")).toEqual([name, "head.json"].sort());
+    expect(await (await getFile(mesh, "/App/changes/head.json")).json()).toEqual({ latestHlc: name.slice(0, 20) });
+  });
+
+  it("records the mesh's last write time with the index write", async () => {
+    const mesh = newMesh();
+    const before = Date.now();
+    await putFile(mesh, "/App/a", "a");
+    const row = await env.DB.prepare("SELECT last_write_at FROM mesh_usage WHERE mesh = ?").bind(mesh).first<{ last_write_at: number }>();
+    expect(row!.last_write_at).toBeGreaterThanOrEqual(before);
+  });
+});
+
+describe("GET /sync/io/:mesh/file", () => {
+  it("sends ETag, Last-Modified as an HTTP date and Content-Length", async () => {
+    const mesh = newMesh();
+    const path = "/App/data.bin";
+    const before = Math.floor(Date.now() / 1000) * 1000;
+    await putFile(mesh, path, "hello");
+    const res = await getFile(mesh, path);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("Content-Length")).toBe("5");
+    expect(res.headers.get("ETag")).toMatch(/^"[0-9a-f]+"$/);
+    const lastModified = res.headers.get("Last-Modified")!;
+    expect(lastModified).toMatch(/^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/);
+    expect(Date.parse(lastModified)).toBeGreaterThanOrEqual(before);
+    const meta = (await (await post(mesh, "metadata", { path })).json()) as { file: { etag: string } };
+    expect(meta.file.etag).toBe(res.headers.get("ETag"));
+    await res.arrayBuffer();
+  });
+
+  it("answers 404 JSON for an absent file", async () => {
+    const mesh = newMesh();
+    const res = await getFile(mesh, "/App/manifest-9.json.nope");
+    expect(res.status).toBe(404);
+    expect(await res.json()).toEqual({ error: "not_found", message: "No file at /App/manifest-9.json.nope." });
+  });
+
+  it("answers 400 without a path parameter", async () => {
+    const res = await SELF.fetch(ioUrl(newMesh(), "file"));
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: "bad_request" });
+  });
+});
+
+describe("DELETE /sync/io/:mesh/file", () => {
+  it("deletes the path and everything under it, but not a sibling that shares its prefix", async () => {
+    const mesh = newMesh();
+    for (const p of ["/App/dir", "/App/dir/a", "/App/dir/sub/b", "/App/dir-x/c"]) await putFile(mesh, p, p);
+    const res = await deleteFile(mesh, "/App/dir");
+    expect(res.status).toBe(204);
+    for (const p of ["/App/dir", "/App/dir/a", "/App/dir/sub/b"]) expect((await getFile(mesh, p)).status).toBe(404);
+    expect(await (await getFile(mesh, "/App/dir-x/c")).text()).toBe("/App/dir-x/c");
+    expect(await r2Keys(`m/${mesh}/`)).toEqual([`m/${mesh}/App/dir-x/c`]);
+    expect(await (await post(mesh, "list-folders", { path: "/App" })).json()).toEqual({ folders: ["dir-x"] });
+  });
+
+  it("answers 404 when nothing existed", async () => {
+    const res = await deleteFile(newMesh(), "/App/none");
+    expect(res.status).toBe(404);
+    expect(await res.json()).toMatchObject({ error: "not_found" });
+  });
+
+  it("empties the listing at once", async () => {
+    const mesh = newMesh();
+    const names = [changeName(1), changeName(2)];
+    for (const n of names) await putFile(mesh, `/App/changes/${n}`, n);
+    expect(await listNames(mesh, "/App/changes")).toEqual([...names].sort());
+    for (const n of names) expect((await deleteFile(mesh, `/App/changes/${n}`)).status).toBe(204);
+    expect(await listNames(mesh, "/App/changes")).toEqual([]);
+  });
+
+  it("keeps a deleted change file GETtable during its grace, unlisted and without metadata", async () => {
+    const mesh = newMesh();
+    const path = `/App/changes/${changeName(7)}`;
+    await putFile(mesh, path, "still here");
+    expect((await deleteFile(mesh, path)).status).toBe(204);
+    expect(await (await getFile(mesh, path)).text()).toBe("still here");
+    expect(await listNames(mesh, "/App/changes")).toEqual([]);
+    const meta = await post(mesh, "metadata", { path });
+    expect(meta.status).toBe(404);
+    expect(await meta.json()).toEqual({ error: "not_found", message: `No file at ${path}.`, file: null });
+    expect((await deleteFile(mesh, path)).status).toBe(404);
+  });
+
+  it("purges a deleted change file's body once its grace has run out, and it stays deleted", async () => {
+    const mesh = newMesh();
+    const path = `/App/changes/${changeName(8)}`;
+    await putFile(mesh, path, "old");
+    await deleteFile(mesh, path);
+    const graceMs = 10 * 60_000;
+    await files.purgeExpiredTombstones(env, Date.now() + graceMs + 1);
+    expect((await getFile(mesh, path)).status).toBe(404);
+    expect(await r2Keys(`m/${mesh}/`)).toEqual([]);
+    expect((await putFile(mesh, path, "re-sent")).status).toBe(200);
+    expect((await getFile(mesh, path)).status).toBe(404);
+    expect(await listNames(mesh, "/App/changes")).toEqual([]);
+  });
+
+  it("removes a change file's body at once when the grace is 0", async () => {
+    const mesh = newMesh();
+    const path = `/App/changes/${changeName(9)}`;
+    await putFile(mesh, path, "gone");
+    const noGrace = { ...env, DELETED_CHANGE_GRACE_MS: "0" };
+    const ctx = createExecutionContext();
+    expect(await files.deleteTree(noGrace, ctx, mesh, path, {})).toBe(true);
+    await waitOnExecutionContext(ctx);
+    expect((await getFile(mesh, path)).status).toBe(404);
+  });
+
+  it("refuses a stale If-Match with 412 and deletes nothing", async () => {
+    const mesh = newMesh();
+    await putFile(mesh, "/App/a", "a");
+    expect((await deleteFile(mesh, "/App/a", { "If-Match": '"stale"' })).status).toBe(412);
+    expect(await (await getFile(mesh, "/App/a")).text()).toBe("a");
+    const etag = (await getFile(mesh, "/App/a")).headers.get("ETag")!;
+    expect((await deleteFile(mesh, "/App/a", { "If-Match": etag })).status).toBe(204);
+  });
+
+  it("deletes a snapshot that no committed manifest names", async () => {
+    const mesh = newMesh();
+    const path = "/App/mainline/snapshot-1-server_relay_1.json";
+    expect((await putFile(mesh, path, "snap")).status).toBe(201);
+    expect(await listNames(mesh, "/App/mainline")).toEqual(["snapshot-1-server_relay_1.json"]);
+    expect((await deleteFile(mesh, path)).status).toBe(204);
+    expect((await getFile(mesh, path)).status).toBe(404);
+    expect(await listNames(mesh, "/App/mainline")).toEqual([]);
+  });
+
+  it("deletes an R2 body whose index write never happened", async () => {
+    const mesh = newMesh();
+    await env.BUCKET.put(`m/${mesh}/App/orphan`, "o", { customMetadata: { path: "/App/orphan", class: "other", modified: "1" } });
+    await post(mesh, "list-files", { path: "/Other" });
+    expect((await deleteFile(mesh, "/App/orphan")).status).toBe(204);
+    expect(await r2Keys(`m/${mesh}/`)).toEqual([]);
+  });
+
+  it("refuses to delete the mesh root", async () => {
+    const mesh = newMesh();
+    await putFile(mesh, "/App/a", "a");
+    expect((await deleteFile(mesh, "/")).status).toBe(400);
+    expect(await indexRows(mesh)).toEqual([{ path: "/App/a", deleted_at: null }]);
+  });
+});
