@@ -30,10 +30,21 @@ describe("PUT /sync/io/:mesh/file refusals", () => {
     });
   }
 
-  it("accepts a path of exactly 1024 bytes", async () => {
+  it("refuses a 1,024-byte path whose R2 key would pass R2's key limit with 400, not 500", async () => {
     const mesh = newMesh();
     const path = `/${"y".repeat(1023)}`;
+    for (const res of [await putFile(mesh, path, "x"), await SELF.fetch(ioUrl(mesh, "file", path))]) {
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({ error: "invalid_path" });
+    }
+    await expectNothingStored(mesh);
+  });
+
+  it("accepts a long path that still fits R2's key limit", async () => {
+    const mesh = newMesh();
+    const path = `/${"y".repeat(1021 - `m/${mesh}`.length)}`;
     expect((await putFile(mesh, path, "x")).status).toBe(201);
+    expect((await SELF.fetch(ioUrl(mesh, "file", path))).status).toBe(200);
   });
 
   it("refuses an invalid mesh id with 400 invalid_mesh_id", async () => {

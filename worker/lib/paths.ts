@@ -97,14 +97,26 @@ export function generationOf(path: string): number | null {
   return match ? Number(match[1]) : null;
 }
 
-/** R2 key of a sync object. The normalized path already starts with '/'. */
-export function objectKey(meshId: string, path: string): string {
-  return `m/${meshId}${path}`;
+/** R2 refuses longer keys; the mesh id and a prefix share this budget with the path. */
+export const MAX_R2_KEY_BYTES = 1024;
+
+function r2Key(key: string): string {
+  if (encoder.encode(key).byteLength > MAX_R2_KEY_BYTES) {
+    throw invalidPath(
+      `The path is too long for this mesh: mesh id and path together must stay within ${MAX_R2_KEY_BYTES - 3} bytes.`,
+    );
+  }
+  return key;
 }
 
-/** R2 key of a durable stored file. */
+/** R2 key of a sync object. The normalized path already starts with '/'. 400 when R2 could not hold it. */
+export function objectKey(meshId: string, path: string): string {
+  return r2Key(`m/${meshId}${path}`);
+}
+
+/** R2 key of a durable stored file. 400 when R2 could not hold it. */
 export function storedFileKey(meshId: string, path: string): string {
-  return `f/${meshId}${path}`;
+  return r2Key(`f/${meshId}${path}`);
 }
 
 /** R2 key of a recovery wrapper (outside every mesh). */
