@@ -67,7 +67,7 @@ async function main() {
   const sim = await import("../test/e2e/support/device.ts");
   const startedAt = Date.now();
   log("starting wrangler dev ...");
-  const worker = await startWorker({ vars: { LOG_REQUESTS: "0" } });
+  const worker = await startWorker({ vars: { LOG_REQUESTS: "0" }, frozenSources: true });
   const ctx = { base: worker.base, sim, runs: args.runs, log, workerPid: worker.pid };
   const suites = [
     ["put", changePutLatency, (c) => c],

@@ -221,12 +221,17 @@ const COMMANDS = {
         total.tombstoned += report.tombstoned;
         total.fixed += report.fixed;
         total.complete = report.complete;
-        if (report.complete || report.resumeAfter === null || report.resumeAfter === startAfter) break;
+        const repaired = report.added + report.tombstoned + report.fixed;
+        // Same resume point and nothing repaired: another call would do exactly the same.
+        if (report.complete || report.resumeAfter === null || (report.resumeAfter === (startAfter ?? "") && repaired === 0)) break;
         startAfter = report.resumeAfter;
       }
       return total;
     },
-    print: (report) => printRecord(report),
+    print: (report) => {
+      printRecord(report);
+      if (!report.complete) console.log("\nNot every object could be compared within the server's budget: run it again.");
+    },
   },
   "maintenance run": {
     call: (ctx) => request(ctx, "POST", "/maintenance"),

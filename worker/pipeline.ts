@@ -126,9 +126,11 @@ function runAuditHook(event: AuditEvent, env: Env, ctx: ExecutionContext | undef
 
 /**
  * Counts a streamed body as it goes out and calls `done` once with the total, when the stream
- * ends, errors, or the client goes away.
+ * ends, errors, or the client goes away (cancel). A pull-through stream rather than a
+ * TransformStream, so a cancel reaches us (and the source) at once.
  */
 function countingBody(body: ReadableStream<Uint8Array>, done: (bytes: number) => void): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
   let bytes = 0;
   let reported = false;
   const report = () => {
@@ -137,17 +139,30 @@ function countingBody(body: ReadableStream<Uint8Array>, done: (bytes: number) =>
       done(bytes);
     }
   };
-  const counter = new TransformStream<Uint8Array, Uint8Array>({
-    transform(chunk, controller) {
-      bytes += chunk.byteLength;
-      controller.enqueue(chunk);
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        try {
+          const { done: finished, value } = await reader.read();
+          if (finished) {
+            controller.close();
+            report();
+            return;
+          }
+          bytes += value.byteLength;
+          controller.enqueue(value);
+        } catch (err) {
+          report();
+          controller.error(err);
+        }
+      },
+      async cancel(reason) {
+        report();
+        await reader.cancel(reason);
+      },
     },
-    flush() {
-      report();
-    },
-  });
-  body.pipeTo(counter.writable).catch(() => report());
-  return counter.readable;
+    { highWaterMark: 0 },
+  );
 }
 
 /**

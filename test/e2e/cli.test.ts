@@ -31,7 +31,7 @@ interface Run {
 }
 
 /** Runs the CLI with URL and token from the environment (as an operator would), unless overridden. */
-function meshbox(args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
+function meshbox(args: string[], env: Record<string, string | undefined> = {}, target: RunningWorker = worker): Promise<Run> {
   return new Promise((resolve) => {
     execFile(
       process.execPath,
@@ -39,7 +39,7 @@ function meshbox(args: string[], env: Record<string, string | undefined> = {}): 
       {
         cwd: root,
         timeout: 60_000,
-        env: { ...process.env, MESHBOX_URL: worker.origin, MESHBOX_ADMIN_TOKEN: ADMIN_TOKEN, ...env },
+        env: { ...process.env, MESHBOX_URL: target.origin, MESHBOX_ADMIN_TOKEN: ADMIN_TOKEN, ...env },
       },
       (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === "number" ? error.code : 1;
@@ -242,6 +242,51 @@ describe("meshbox mesh-id issue", () => {
     expect(meshId).toMatch(/^[0-9a-f-]{36}\.[A-Za-z0-9_-]{11}$/);
     const health = await fetch(`${worker.base}/io/${meshId}/health`);
     expect(health.status).toBe(200);
+  });
+});
+
+describe("meshbox maintenance run with idle-mesh cleanup", () => {
+  // A worker of its own whose TTL is under a second, so a mesh becomes idle while the test polls.
+  let idle: RunningWorker;
+  beforeAll(async () => {
+    idle = await startWorker({ vars: { ADMIN_TOKEN, IDLE_MESH_TTL_DAYS: "0.00001" } });
+  });
+  afterAll(async () => {
+    await idle?.stop();
+  });
+
+  it("evicts an idle mesh; <root>/evicted.json then answers the eviction record", async () => {
+    const mesh = uniqueMesh();
+    const putIdle = async (filePath: string, body: string) => {
+      const res = await fetch(`${idle.base}/io/${mesh}/file?path=${encodeURIComponent(filePath)}`, { method: "PUT", body });
+      await res.arrayBuffer();
+      return res.status;
+    };
+    expect(await putIdle("/App/manifest-1.json", JSON.stringify({ version: 3, meshId: mesh, epoch: 1 }))).toBe(201);
+    expect(await putIdle("/App/manifest.json", JSON.stringify({ currentGeneration: 1, file: "manifest-1.json" }))).toBe(201);
+    expect(await putIdle("/App/other.bin", "bytes")).toBe(201);
+
+    const deadline = Date.now() + 30_000;
+    let evicted: { mesh: string; roots: string[]; recorded: boolean } | undefined;
+    while (evicted === undefined && Date.now() < deadline) {
+      const run = await meshbox(["maintenance", "run", "--json"], {}, idle);
+      expect(run.code).toBe(0);
+      const report = JSON.parse(run.stdout) as { idleCleanup: { enabled: boolean; evicted?: { mesh: string; roots: string[]; recorded: boolean }[] } };
+      expect(report.idleCleanup.enabled).toBe(true);
+      evicted = report.idleCleanup.evicted?.find((e) => e.mesh === mesh);
+      if (evicted === undefined) await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(evicted).toMatchObject({ mesh, roots: ["/App"], recorded: true });
+
+    const record = await fetch(`${idle.base}/io/${mesh}/file?path=/App/evicted.json`);
+    expect(record.status).toBe(200);
+    expect(await record.json()).toMatchObject({ evicted: true, reason: "idle", mesh, root: "/App" });
+    const manifest = await fetch(`${idle.base}/io/${mesh}/file?path=/App/manifest.json`);
+    await manifest.arrayBuffer();
+    expect(manifest.status).toBe(404);
+    const stats = await meshbox(["mesh", "stats", mesh], {}, idle);
+    expect(stats.stdout).toMatch(/^evictedRoots\s+\/App$/m);
+    expect(stats.stdout).toMatch(/^objects\s+0$/m);
   });
 });
 

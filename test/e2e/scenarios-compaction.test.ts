@@ -7,7 +7,7 @@ import { Device, unseal, verifyManifest, type CompactResult } from "./support/de
 
 let worker: RunningWorker;
 beforeAll(async () => {
-  worker = await startWorker();
+  worker = await startWorker({ frozenSources: true });
 });
 afterAll(async () => {
   await worker?.stop();

@@ -6,7 +6,7 @@ import { Device, hlcOfChange, unseal } from "./support/device";
 
 let worker: RunningWorker;
 beforeAll(async () => {
-  worker = await startWorker();
+  worker = await startWorker({ frozenSources: true });
 });
 afterAll(async () => {
   await worker?.stop();

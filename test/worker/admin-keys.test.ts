@@ -151,4 +151,10 @@ describe("DELETE /sync/admin/keys/:id", () => {
     expect(res.status).toBe(404);
     expect(((await res.json()) as { error: string }).error).toBe("not_found");
   });
+
+  it("answers 400 for a malformed key id", async () => {
+    const res = await call(target, "/admin/keys/not.a%20key", asAdmin({ method: "DELETE" }));
+    expect(res.status).toBe(400);
+    expect(await res.json()).toEqual({ error: "bad_request", message: "The key id is malformed." });
+  });
 });

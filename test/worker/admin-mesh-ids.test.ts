@@ -32,8 +32,9 @@ describe("POST /sync/admin/mesh-ids", () => {
     });
   });
 
-  it("is not served for GET (404, like any unknown admin route)", async () => {
+  it("answers GET with 405 and the allowed method", async () => {
     const res = await call(adminEnv(), "/admin/mesh-ids", asAdmin());
-    expect(res.status).toBe(404);
+    expect(res.status).toBe(405);
+    expect(res.headers.get("Allow")).toBe("POST");
   });
 });

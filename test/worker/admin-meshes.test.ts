@@ -288,4 +288,37 @@ describe("POST /sync/admin/meshes/:mesh/reconcile", () => {
     const rows = await env.DB.prepare("SELECT count(*) AS n FROM objects WHERE mesh = ? AND deleted_at IS NULL").bind(mesh).first<{ n: number }>();
     expect(rows?.n).toBe(1001);
   });
+
+  it("racing client writes and deletes, never tombstones a live object nor brings back a deleted one", async () => {
+    const mesh = uniqueMesh();
+    await bootstrapRoot(target, mesh, "/App");
+    const doomed = Array.from({ length: 10 }, (_, i) => `/App/changes/${changeName(100 + i)}`);
+    for (const path of doomed) expect((await putFile(target, mesh, path, "old")).status).toBe(201);
+    const fresh = Array.from({ length: 30 }, (_, i) => `/App/changes/${changeName(200 + i)}`);
+    const racing = [
+      ...fresh.map((path) => putFile(target, mesh, path, "new").then((r) => r.status)),
+      ...doomed.map((path) => call(target, `/io/${mesh}/file?path=${path}`, { method: "DELETE" }).then((r) => r.status)),
+      reconcile(mesh).then(() => 0),
+      reconcile(mesh).then(() => 0),
+    ];
+    const statuses = await Promise.all(racing);
+    expect(statuses.slice(0, 30).every((s) => s === 201)).toBe(true);
+    expect(statuses.slice(30, 40).every((s) => s === 204)).toBe(true);
+    const names = (await listFiles(target, mesh, "/App/changes")).map((f) => f.name).sort();
+    expect(names).toEqual(fresh.map((p) => p.slice("/App/changes/".length)).sort());
+    expect(await reconcile(mesh)).toMatchObject({ added: 0, tombstoned: 0, fixed: 0, complete: true });
+  });
+
+  it("stops at its HEAD budget before tombstoning more, and the next run finishes", async () => {
+    const mesh = uniqueMesh();
+    const insert = env.DB.prepare(
+      `INSERT INTO objects (mesh, path, parent, name, size, etag, modified_at, class, location, version, deleted_at)
+       VALUES (?, ?, '/App', ?, 1, '"x"', 1, 'other', 'r2', 0, NULL)`,
+    );
+    await env.DB.batch(["g1", "g2", "g3"].map((name) => insert.bind(mesh, `/App/${name}`, name)));
+    const first = await reconcileIndex(target, mesh, { deadline: Date.now() + 60_000, maxPages: 10, maxHeads: 2 });
+    expect(first).toMatchObject({ scanned: { heads: 2 }, tombstoned: 2, complete: false, resumeAfter: "" });
+    const second = await reconcileIndex(target, mesh, { deadline: Date.now() + 60_000, maxPages: 10, maxHeads: 2 });
+    expect(second).toMatchObject({ scanned: { heads: 1 }, tombstoned: 1, complete: true, resumeAfter: null });
+  });
 });

@@ -96,4 +96,10 @@ describe("DELETE /sync/admin/sessions/:jti", () => {
     expect(res.status).toBe(404);
     expect(await res.json()).toMatchObject({ error: "not_found" });
   });
+
+  it("answers 400 for a malformed session id", async () => {
+    const res = await call(target, "/admin/sessions/a%20b", asAdmin({ method: "DELETE" }));
+    expect(res.status).toBe(400);
+    expect(await res.json()).toEqual({ error: "bad_request", message: "The session id is malformed." });
+  });
 });

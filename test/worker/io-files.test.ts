@@ -1,7 +1,7 @@
 import { createExecutionContext, env, SELF, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import * as files from "../../worker/storage/files";
-import { bytes, changeName, chunked, randomBytes, deleteFile, getFile, indexRows, ioUrl, listNames, newMesh, post, putFile, r2Keys } from "./io-support";
+import { bytes, changeName, textOf, chunked, randomBytes, deleteFile, getFile, indexRows, ioUrl, listNames, newMesh, post, putFile, r2Keys } from "./io-support";
 
 describe("GET /sync/io/:mesh/health", () => {
   it("answers 200 with ok and the mesh id", async () => {
@@ -30,7 +30,7 @@ describe("PUT /sync/io/:mesh/file", () => {
     expect((await putFile(mesh, path, "first")).status).toBe(201);
     const again = await putFile(mesh, path, "second, re-encrypted");
     expect(again.status).toBe(200);
-    expect(await (await getFile(mesh, path)).text()).toBe("first");
+    expect(await textOf(await getFile(mesh, path))).toBe("first");
     expect(await listNames(mesh, "/App/changes")).toEqual([path.split("/").pop()]);
   });
 
@@ -40,7 +40,7 @@ describe("PUT /sync/io/:mesh/file", () => {
     const [a, b] = await Promise.all([putFile(mesh, path, "AAAA"), putFile(mesh, path, "BBBB")]);
     expect([a.status, b.status].sort()).toEqual([200, 201]);
     const winner = a.status === 201 ? "AAAA" : "BBBB";
-    expect(await (await getFile(mesh, path)).text()).toBe(winner);
+    expect(await textOf(await getFile(mesh, path))).toBe(winner);
   });
 
   it("creates an other file with 201 and overwrites it with 204", async () => {
@@ -53,7 +53,7 @@ describe("PUT /sync/io/:mesh/file", () => {
     const overwritten = await putFile(mesh, path, "two!");
     expect(overwritten.status).toBe(204);
     expect(await overwritten.text()).toBe("");
-    expect(await (await getFile(mesh, path)).text()).toBe("two!");
+    expect(await textOf(await getFile(mesh, path))).toBe("two!");
   });
 
   it("stores a body sent without Content-Length", async () => {
@@ -92,7 +92,7 @@ describe("PUT /sync/io/:mesh/file", () => {
     const res = await putFile(mesh, path, "b", { "If-None-Match": "*" });
     expect(res.status).toBe(412);
     expect(await res.json()).toMatchObject({ error: "precondition_failed" });
-    expect(await (await getFile(mesh, path)).text()).toBe("a");
+    expect(await textOf(await getFile(mesh, path))).toBe("a");
   });
 
   it("honours If-Match: 412 on a stale etag, 204 on the current one", async () => {
@@ -103,7 +103,7 @@ describe("PUT /sync/io/:mesh/file", () => {
     expect((await putFile(mesh, path, "b", { "If-Match": '"stale"' })).status).toBe(412);
     expect((await putFile(mesh, path, "b", { "If-Match": etag })).status).toBe(204);
     expect((await putFile(mesh, path, "c", { "If-Match": etag })).status).toBe(412);
-    expect(await (await getFile(mesh, path)).text()).toBe("b");
+    expect(await textOf(await getFile(mesh, path))).toBe("b");
     expect((await putFile(mesh, "/App/none", "z", { "If-Match": "*" })).status).toBe(412);
   });
 
@@ -176,7 +176,7 @@ describe("DELETE /sync/io/:mesh/file", () => {
     const res = await deleteFile(mesh, "/App/dir");
     expect(res.status).toBe(204);
     for (const p of ["/App/dir", "/App/dir/a", "/App/dir/sub/b"]) expect((await getFile(mesh, p)).status).toBe(404);
-    expect(await (await getFile(mesh, "/App/dir-x/c")).text()).toBe("/App/dir-x/c");
+    expect(await textOf(await getFile(mesh, "/App/dir-x/c"))).toBe("/App/dir-x/c");
     expect(await r2Keys(`m/${mesh}/`)).toEqual([`m/${mesh}/App/dir-x/c`]);
     expect(await (await post(mesh, "list-folders", { path: "/App" })).json()).toEqual({ folders: ["dir-x"] });
   });
@@ -201,12 +201,34 @@ describe("DELETE /sync/io/:mesh/file", () => {
     const path = `/App/changes/${changeName(7)}`;
     await putFile(mesh, path, "still here");
     expect((await deleteFile(mesh, path)).status).toBe(204);
-    expect(await (await getFile(mesh, path)).text()).toBe("still here");
+    expect(await textOf(await getFile(mesh, path))).toBe("still here");
     expect(await listNames(mesh, "/App/changes")).toEqual([]);
     const meta = await post(mesh, "metadata", { path });
     expect(meta.status).toBe(404);
     expect(await meta.json()).toEqual({ error: "not_found", message: `No file at ${path}.`, file: null });
     expect((await deleteFile(mesh, path)).status).toBe(404);
+  });
+
+  it("stops serving a deleted change file the moment its grace runs out, even before the purge", async () => {
+    const mesh = newMesh();
+    const path = `/App/changes/${changeName(10)}`;
+    await putFile(mesh, path, "old");
+    await deleteFile(mesh, path);
+    await env.DB.prepare("UPDATE objects SET deleted_at = deleted_at - ? WHERE mesh = ? AND path = ?")
+      .bind(10 * 60_000 + 1, mesh, path)
+      .run();
+    expect(await r2Keys(`m/${mesh}/`)).toEqual([`m/${mesh}${path}`]);
+    expect((await getFile(mesh, path)).status).toBe(404);
+  });
+
+  it("never serves a deleted other file whose body an R2 failure left behind", async () => {
+    const mesh = newMesh();
+    await putFile(mesh, "/App/a", "a");
+    await deleteFile(mesh, "/App/a");
+    await env.BUCKET.put(`m/${mesh}/App/a`, "left behind");
+    expect((await getFile(mesh, "/App/a")).status).toBe(404);
+    expect(await files.purgeExpiredTombstones(env, Date.now() + 10 * 60_000 + 1)).toBeGreaterThanOrEqual(1);
+    expect(await r2Keys(`m/${mesh}/`)).toEqual([]);
   });
 
   it("purges a deleted change file's body once its grace has run out, and it stays deleted", async () => {
@@ -238,7 +260,7 @@ describe("DELETE /sync/io/:mesh/file", () => {
     const mesh = newMesh();
     await putFile(mesh, "/App/a", "a");
     expect((await deleteFile(mesh, "/App/a", { "If-Match": '"stale"' })).status).toBe(412);
-    expect(await (await getFile(mesh, "/App/a")).text()).toBe("a");
+    expect(await textOf(await getFile(mesh, "/App/a"))).toBe("a");
     const etag = (await getFile(mesh, "/App/a")).headers.get("ETag")!;
     expect((await deleteFile(mesh, "/App/a", { "If-Match": etag })).status).toBe(204);
   });

@@ -79,3 +79,8 @@ export function randomBytes(length: number): Uint8Array {
   for (let i = 0; i < length; i += 65_536) crypto.getRandomValues(out.subarray(i, Math.min(length, i + 65_536)));
   return out;
 }
+
+/** A response body as text, whatever its Content-Type (bodies are opaque bytes here). */
+export async function textOf(res: Response): Promise<string> {
+  return new TextDecoder().decode(await res.arrayBuffer());
+}

@@ -111,6 +111,12 @@ describe("scheduled (cron)", () => {
     await bootstrapRoot(withIdle, mesh, "/Notes");
     const change = `/App/changes/${changeName(1)}`;
     expect((await putFile(withIdle, mesh, change, "data")).status).toBe(201);
+    const stored = await call(withIdle, `/io/${mesh}/stored-file?path=/App/files/photo`, {
+      method: "PUT",
+      headers: { "Content-Type": "image/jpeg", "X-Interocitor-Device-Id": "dev1" },
+      body: "jpeg",
+    });
+    expect(stored.status).toBe(201);
     const lastWrite = await ageMesh(mesh, 31);
     const now = Date.now();
 
@@ -120,7 +126,7 @@ describe("scheduled (cron)", () => {
     expect(evicted).toEqual({
       mesh,
       roots: ["/App", "/Notes"],
-      r2Objects: 1,
+      r2Objects: 2,
       indexRows: expect.any(Number),
       controlObjects: 4,
       complete: true,
@@ -129,10 +135,17 @@ describe("scheduled (cron)", () => {
 
     // The data is gone: R2, index, hub.
     expect((await env.BUCKET.list({ prefix: `m/${mesh}/` })).objects).toEqual([]);
+    expect((await env.BUCKET.list({ prefix: `f/${mesh}/` })).objects).toEqual([]);
+    expect((await call(withIdle, `/io/${mesh}/stored-file?path=/App/files/photo`)).status).toBe(404);
     const rows = await env.DB.prepare("SELECT count(*) AS n FROM objects WHERE mesh = ?").bind(mesh).first<{ n: number }>();
     expect(rows?.n).toBe(0);
     expect((await getFile(withIdle, mesh, "/App/manifest.json")).status).toBe(404);
-    expect(await usage(mesh)).toMatchObject({ evicted_at: now, evicted_roots: JSON.stringify(["/App", "/Notes"]), last_write_at: lastWrite });
+    expect(await usage(mesh)).toMatchObject({
+      evicted_at: now,
+      evicted_roots: JSON.stringify(["/App", "/Notes"]),
+      last_write_at: lastWrite,
+      stored_bytes: 0,
+    });
 
     // The record: served for each root, never stored as an object.
     const res = await getFile(withIdle, mesh, "/App/evicted.json");
@@ -153,7 +166,7 @@ describe("scheduled (cron)", () => {
 
     // Admin stats say so too.
     const stats = (await (await call(withIdle, `/admin/meshes/${mesh}`, asAdmin())).json()) as Record<string, unknown>;
-    expect(stats).toMatchObject({ evictedAt: new Date(now).toISOString(), evictedRoots: ["/App", "/Notes"], objects: 0 });
+    expect(stats).toMatchObject({ evictedAt: new Date(now).toISOString(), evictedRoots: ["/App", "/Notes"], objects: 0, storedFiles: 0 });
 
     // A new write brings the mesh back to life: the record disappears and the mesh is not re-evicted.
     await bootstrapRoot(withIdle, mesh, "/App");

@@ -1,5 +1,7 @@
+import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { setAuditHook, type AuditEvent } from "../../worker/pipeline";
+import { logRequest, setAuditHook, type AuditEvent } from "../../worker/pipeline";
+import type { MeshRequest } from "../../worker/request-context";
 import { adminEnv, call, putFile, uniqueMesh } from "./admin-support";
 
 const logging = adminEnv({ LOG_REQUESTS: "1" });
@@ -85,6 +87,60 @@ describe("the request log line", () => {
     const res = await call(quiet, "/health");
     expect(log.mock.calls.filter((args) => String(args[0]).includes('"msg":"request"'))).toEqual([]);
     expect(res.headers.get("X-Request-Id")).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
+
+describe("logRequest on a streamed body of unknown length", () => {
+  function objectRequest(): MeshRequest {
+    return Object.assign(new Request("http://meshbox.test/sync/io/m1/file?path=/a"), {
+      requestId: "req-1",
+      startedAt: Date.now(),
+      route: "/sync/io/:mesh/file",
+      meshId: "m1",
+      query: { path: "/a" },
+      params: { mesh: "m1" },
+    }) as unknown as MeshRequest;
+  }
+
+  function chunks(count: number, size: number): ReadableStream<Uint8Array> {
+    let sent = 0;
+    return new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent++ < count) controller.enqueue(new Uint8Array(size));
+        else controller.close();
+      },
+    });
+  }
+
+  it("writes the line once the body is sent, with the bytes actually sent", async () => {
+    const log = vi.spyOn(console, "log").mockImplementation(() => {});
+    const ctx = createExecutionContext();
+    const res = await logRequest(
+      new Response(chunks(5, 1000), { headers: { "Content-Type": "application/json" } }),
+      objectRequest(),
+      logging,
+      ctx,
+    );
+    expect(log).not.toHaveBeenCalled();
+    expect(res.headers.get("X-Request-Id")).toBe("req-1");
+    expect((await res.arrayBuffer()).byteLength).toBe(5000);
+    await waitOnExecutionContext(ctx);
+    expect(log.mock.calls.map((args) => JSON.parse(String(args[0])))).toEqual([
+      expect.objectContaining({ msg: "request", requestId: "req-1", route: "/sync/io/:mesh/file", bytesOut: 5000 }),
+    ]);
+  });
+
+  it("still writes the line, with what was sent, when the client goes away", async () => {
+    const log = vi.spyOn(console, "log").mockImplementation(() => {});
+    const ctx = createExecutionContext();
+    const res = await logRequest(new Response(chunks(1000, 100)), objectRequest(), logging, ctx);
+    const reader = res.body!.getReader();
+    await reader.read();
+    await reader.cancel();
+    await waitOnExecutionContext(ctx);
+    const lines = log.mock.calls.map((args) => JSON.parse(String(args[0])) as { bytesOut: number });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]!.bytesOut).toBeLessThan(100_000);
   });
 });
 

@@ -7,6 +7,7 @@ import type { Env } from "../env";
 import { readConfig } from "../lib/config";
 import { meshHub } from "../hub-client";
 import { deleteExpiredSessions } from "../storage/sessions";
+import { deleteStaleRateLimits } from "../storage/rate-limit";
 import { purgeExpiredTombstones } from "../storage/files";
 import { findIdleMeshes, markEvicted, sampleMeshes } from "../storage/maintenance";
 import { listMeshRoots, wipeMeshData } from "../storage/mesh-wipe";
@@ -22,6 +23,8 @@ const RUN_BUDGET_MS = 60_000;
 const PER_MESH_BUDGET_MS = 10_000;
 const WIPE_PAGES_PER_MESH = 20;
 const RECONCILE_PAGES_PER_MESH = 10;
+// Subrequests add up over a run (every R2 and D1 call counts); HEADs are the unbounded-looking part.
+const RECONCILE_HEADS_PER_MESH = 50;
 
 export interface EvictedMesh {
   mesh: string;
@@ -41,6 +44,7 @@ export interface MaintenanceReport {
   /** ISO-8601 of the run's clock. */
   at: string;
   sessionsDeleted: number;
+  rateLimitBucketsDeleted: number;
   tombstonesPurged: number;
   idleCleanup: { enabled: false } | { enabled: true; ttlDays: number; evicted: EvictedMesh[] };
   reconciled: ReconcileReport[];
@@ -90,7 +94,11 @@ async function reconcileSample(env: Env, now: number, deadline: number, report: 
         await reconcileMesh(
           env,
           mesh,
-          { deadline: Math.min(deadline, Date.now() + PER_MESH_BUDGET_MS), maxPages: RECONCILE_PAGES_PER_MESH },
+          {
+            deadline: Math.min(deadline, Date.now() + PER_MESH_BUDGET_MS),
+            maxPages: RECONCILE_PAGES_PER_MESH,
+            maxHeads: RECONCILE_HEADS_PER_MESH,
+          },
           now,
         ),
       );
@@ -115,6 +123,7 @@ export async function runMaintenance(
     cron,
     at: new Date(now).toISOString(),
     sessionsDeleted: 0,
+    rateLimitBucketsDeleted: 0,
     tombstonesPurged: 0,
     idleCleanup: { enabled: false },
     reconciled: [],
@@ -125,6 +134,11 @@ export async function runMaintenance(
     report.sessionsDeleted = await deleteExpiredSessions(env.DB, now);
   } catch (err) {
     report.errors.push({ task: "sessions", error: describe(err) });
+  }
+  try {
+    report.rateLimitBucketsDeleted = await deleteStaleRateLimits(env.DB, now);
+  } catch (err) {
+    report.errors.push({ task: "rate-limits", error: describe(err) });
   }
   try {
     report.tombstonesPurged = await purgeExpiredTombstones(env, now);

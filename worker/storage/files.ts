@@ -118,8 +118,9 @@ async function putChangeFile(c: PutContext, limit: number): Promise<WriteOutcome
     const existing = await r2.headSyncObject(c.env, c.meshId, c.path);
     if (existing === null) throw unavailable("The change file was deleted while it was being written; retry.");
     const entry = r2.entryFromR2(c.meshId, existing);
-    await indexed(index.insertEntryIfAbsent(db, c.meshId, entry), "repair");
-    return { status: 200, changed: false, entry };
+    // A row inserted here means no earlier attempt was acknowledged (nor pushed): push it now.
+    const repaired = await indexed(index.insertEntryIfAbsent(db, c.meshId, entry), "repair");
+    return { status: 200, changed: repaired, entry };
   }
   const entry = r2.entryFromR2(c.meshId, stored);
   await indexed(index.upsertEntry(db, c.meshId, entry), "write");
@@ -166,8 +167,8 @@ export interface FileBody {
 }
 
 /**
- * GET /file: the exact bytes. R2 is the truth for R2 classes: a deleted object's body is gone,
- * except a deleted change file's, which is served on purpose during its grace period.
+ * GET /file: the exact bytes. A deleted object is never served, except a deleted change file
+ * during its grace period (a puller may GET a name it listed just before a compaction).
  */
 export async function readFile(env: Env, meshId: string, path: string): Promise<FileBody | null> {
   const cls = classifyPath(path);
@@ -183,8 +184,10 @@ export async function readFile(env: Env, meshId: string, path: string): Promise<
       };
     }
   } else {
-    const object = await r2.getSyncObject(env, meshId, path);
-    if (object !== null) {
+    const [object, row] = await Promise.all([r2.getSyncObject(env, meshId, path), tombstoneOf(env, meshId, path)]);
+    if (object !== null && row !== null && !servableAfterDelete(env, row, cls)) {
+      await object.body.cancel();
+    } else if (object !== null) {
       const entry = r2.entryFromR2(meshId, object);
       return {
         body: object.body,
@@ -198,6 +201,27 @@ export async function readFile(env: Env, meshId: string, path: string): Promise<
   const record = await readEvictionRecord(env, meshId, path);
   if (record === null) return null;
   return { body: record, size: record.byteLength, etag: null, modifiedAt: null, contentType: "application/json" };
+}
+
+/**
+ * The index row when it is a tombstone, else null. Read beside the R2 GET (no added latency) so a
+ * body left behind by a failed R2 delete, or a change file past its grace but not yet purged, is
+ * never served. If D1 is down the body is served: a failed GET would halt the puller's sync.
+ */
+async function tombstoneOf(env: Env, meshId: string, path: string): Promise<index.IndexRow | null> {
+  try {
+    const row = await index.readRow(env.DB, meshId, path);
+    return row !== null && row.deletedAt !== null ? row : null;
+  } catch (err) {
+    console.error(JSON.stringify({ level: "warn", msg: "tombstone check failed", mesh: meshId, error: String(err) }));
+    return null;
+  }
+}
+
+/** Only a deleted change file is still served, and only during its grace. */
+function servableAfterDelete(env: Env, row: index.IndexRow, cls: PathClass): boolean {
+  if (cls !== "change" || row.deletedAt === null) return false;
+  return Date.now() - row.deletedAt < readConfig(env).deletedChangeGraceMs;
 }
 
 /** Makes sure the index holds the folder's whole subtree: one R2 listing plus the hub's, once. */

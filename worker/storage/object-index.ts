@@ -253,14 +253,15 @@ export async function fillFolder(
 }
 
 /** Inserts an entry only if the index has no row for its path (repairs without resurrecting). */
-export async function insertEntryIfAbsent(db: D1Database, meshId: string, entry: ObjectEntry): Promise<void> {
-  await db
+export async function insertEntryIfAbsent(db: D1Database, meshId: string, entry: ObjectEntry): Promise<boolean> {
+  const result = await db
     .prepare(
       `INSERT OR IGNORE INTO objects (mesh, path, parent, name, size, etag, modified_at, class, location, version, deleted_at)
        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL)`,
     )
     .bind(meshId, entry.path, parentOf(entry.path), nameOf(entry.path), entry.size, entry.etag, entry.modifiedAt, entry.cls, entry.location, entry.version)
     .run();
+  return (result.meta.changes ?? 0) > 0;
 }
 
 /** Tombstones whose R2 body may still exist and whose grace has run out, oldest first. */

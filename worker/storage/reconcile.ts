@@ -20,6 +20,8 @@ export interface ReconcileBudget {
   deadline: number;
   /** Most R2 list pages (1000 keys each). */
   maxPages: number;
+  /** Most fresh HEADs (each a subrequest) before tombstoning; default 500. */
+  maxHeads?: number;
   /** Resume an earlier incomplete run: compare only paths after this one (its resumeAfter). */
   startAfter?: string;
 }
@@ -55,8 +57,7 @@ const PAGE = 1000;
 // Index rows per comparison query: one R2 page's key range never holds more than the page, but
 // a badly drifted index can hold arbitrarily many rows between two keys.
 const ROWS_PER_RANGE = 5000;
-// Fresh HEADs before tombstoning, per run: each is a subrequest.
-const MAX_HEADS = 500;
+const DEFAULT_MAX_HEADS = 500;
 
 /** The index entry of a listed R2 object, or null for a key that is not a sync body clients read. */
 function listedEntry(meshId: string, object: R2Object): ObjectEntry | null {
@@ -167,7 +168,7 @@ async function reconcileR2(env: Env, meshId: string, budget: ReconcileBudget, re
     const tombstones: D1PreparedStatement[] = [];
     let outOfHeads = false;
     for (const row of gone) {
-      if (report.scanned.heads >= MAX_HEADS) {
+      if (report.scanned.heads >= (budget.maxHeads ?? DEFAULT_MAX_HEADS)) {
         outOfHeads = true;
         break;
       }

@@ -2,7 +2,7 @@
 // Objects) on 127.0.0.1, in a fresh state directory with the D1 migrations applied, and stops it.
 // Used by the end-to-end tests and the benchmarks to drive meshbox exactly as devices do.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -31,6 +31,21 @@ export interface StartOptions {
   persistTo?: string;
   /** How long to wait for /sync/health (ms). */
   readyTimeoutMs?: number;
+  /**
+   * Run a copy of the sources taken now, so that edits to the working tree do not hot-reload the
+   * worker mid-run (`wrangler dev` watches its sources and restarts on change). Used by the bench.
+   */
+  frozenSources?: boolean;
+}
+
+/** What `wrangler dev` needs to build and run the worker. */
+const SOURCES = ["worker", "durable-objects", "migrations", "wrangler.toml", "package.json", "tsconfig.json"];
+
+function freezeSources(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), "meshbox-src-"));
+  for (const entry of SOURCES) cpSync(path.join(root, entry), path.join(dir, entry), { recursive: true });
+  symlinkSync(path.join(root, "node_modules"), path.join(dir, "node_modules"), "dir");
+  return dir;
 }
 
 export async function freePort(): Promise<number> {
@@ -48,15 +63,18 @@ export async function freePort(): Promise<number> {
 
 export async function startWorker(options: StartOptions = {}): Promise<RunningWorker> {
   const ownState = options.persistTo === undefined;
+  const cwd = options.frozenSources ? freezeSources() : root;
   const persistTo = options.persistTo ?? mkdtempSync(path.join(tmpdir(), "meshbox-e2e-"));
   const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" };
 
   const migrate = spawnSync(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo], {
-    cwd: root,
+    cwd,
     env,
     encoding: "utf8",
   });
   if (migrate.status !== 0) {
+    if (cwd !== root) rmSync(cwd, { recursive: true, force: true });
+    if (ownState) rmSync(persistTo, { recursive: true, force: true });
     throw new Error(`wrangler d1 migrations apply failed:\n${migrate.stdout}\n${migrate.stderr}`);
   }
 
@@ -72,7 +90,7 @@ export async function startWorker(options: StartOptions = {}): Promise<RunningWo
   ];
   for (const [name, value] of Object.entries(options.vars ?? {})) args.push("--var", `${name}:${value}`);
 
-  const child: ChildProcess = spawn(wrangler, args, { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
+  const child: ChildProcess = spawn(wrangler, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()));
@@ -102,6 +120,7 @@ export async function startWorker(options: StartOptions = {}): Promise<RunningWo
       clearTimeout(timer);
     }
     if (ownState) rmSync(persistTo, { recursive: true, force: true });
+    if (cwd !== root) rmSync(cwd, { recursive: true, force: true });
   };
 
   if (!ready) {

@@ -1,0 +1,25 @@
+// Recovery wrappers (PROTOCOL.md section 5): opaque bodies under r/<locator>, outside every
+// mesh. Write-once, made atomic by R2's conditional put (two racing first writes: one 201, one 409).
+import type { Env } from "../env";
+import { HttpError, conflict, unavailable } from "../lib/errors";
+import { recoveryKey } from "../lib/paths";
+
+export async function putRecoveryWrapper(env: Env, locator: string, body: Uint8Array): Promise<R2Object> {
+  let stored: R2Object | null;
+  try {
+    stored = await env.BUCKET.put(recoveryKey(locator), body, {
+      onlyIf: { etagDoesNotMatch: "*" },
+      httpMetadata: { contentType: "application/octet-stream" },
+    });
+  } catch (err) {
+    if (err instanceof HttpError) throw err;
+    console.error(JSON.stringify({ level: "error", msg: "R2 put failed (recovery)", error: String(err) }));
+    throw unavailable("Storage did not accept the wrapper; retry.");
+  }
+  if (stored === null) throw conflict("A recovery wrapper already exists at this locator; wrappers are write-once.");
+  return stored;
+}
+
+export async function readRecoveryWrapper(env: Env, locator: string): Promise<R2ObjectBody | null> {
+  return env.BUCKET.get(recoveryKey(locator));
+}
