@@ -9,12 +9,13 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { renderTable } from "./stats.mjs";
+import { findWorkerdPids, memoryOf } from "./process-memory.mjs";
 import { changePutLatency, listAndCatchUp, pushLatency, snapshotUpload, writesPerSecond } from "./benchmarks.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "..");
 /** The whole run is bounded; a benchmark that would overrun is skipped and reported. */
-const BUDGET_MS = 15 * 60_000;
+const BUDGET_MS = 12 * 60_000;
 
 function parseArgs(argv) {
   const args = { json: null, runs: 5, only: null };
@@ -68,6 +69,8 @@ async function main() {
   const startedAt = Date.now();
   log("starting wrangler dev ...");
   const worker = await startWorker({ vars: { LOG_REQUESTS: "0" }, frozenSources: true });
+  const workerdPids = findWorkerdPids(worker.pid);
+  const rssAtStartMiB = workerdPids.reduce((n, pid) => n + (memoryOf(pid)?.rssKiB ?? 0), 0) / 1024;
   const ctx = { base: worker.base, sim, runs: args.runs, log, workerPid: worker.pid };
   const suites = [
     ["put", changePutLatency, (c) => c],
@@ -97,9 +100,12 @@ async function main() {
   }
 
   const m = machine();
+  m.workerdProcesses = workerdPids.length;
+  m.workerdRssAtStartMiB = Math.round(rssAtStartMiB);
   const elapsed = ((Date.now() - startedAt) / 1000).toFixed(0);
   console.log(`meshbox benchmarks: ${m.nproc} CPUs (${m.cpu}), ${m.memoryGiB} GiB RAM, ${m.platform}`);
   console.log(`node ${m.node}, workerd ${m.workerd}, wrangler ${m.wrangler} (wrangler dev, local R2/D1/DO); client and worker share the machine`);
+  console.log(`workerd: ${m.workerdProcesses} process(es), ${m.workerdRssAtStartMiB} MiB RSS right after start`);
   console.log(`figures: median over runs (p95 where a run has many samples); total ${elapsed} s\n`);
   console.log(renderTable(rows));
   for (const f of failures) console.log(`\nFAILED ${f.name}: ${f.error}`);

@@ -219,6 +219,9 @@ export class ControlStore {
       return refuse("conflict", `manifest.json names ${nameOf(target.generationPath)}, which does not exist.`);
     }
     const snapshotPath = snapshotPathOf(generationRow.body);
+    // Checked before anything changes: a snapshot a DELETE claimed must never become live.
+    const uncommittable = snapshotPath === null ? null : this.#snapshots.uncommittable(snapshotPath);
+    if (uncommittable) return uncommittable;
     this.#sql.exec(`UPDATE control SET state = 'committed', lease_until = NULL WHERE path = ?`, target.generationPath);
     this.#sql.exec(
       `INSERT INTO roots (root, generation, snapshot_path) VALUES (?, ?, ?)

@@ -120,18 +120,26 @@ export class MeshHub extends DurableObject<Env> {
     return this.#snapshots.finish(path, token, sha256, size, etag, Date.now());
   }
 
+  /** A multipart owner's last word before complete(): still the owner, and held for `windowMs`. */
+  sealSnapshot(mesh: string, path: string, token: string, windowMs: number): HubResult<Record<never, never>> {
+    this.#remember(mesh);
+    return this.#snapshots.seal(path, token, windowMs, Date.now());
+  }
+
   abortSnapshot(mesh: string, path: string, token: string): void {
     this.#remember(mesh);
     this.#snapshots.abort(path, token);
   }
 
-  snapshotsDeletable(_mesh: string, paths: string[]): HubResult<Record<never, never>> {
-    return this.#snapshots.assertDeletable(paths);
+  /** 409 if any is live or uploading; else all are claimed (never committable) in one step. */
+  claimSnapshotsForDeletion(mesh: string, paths: string[]): HubResult<Record<never, never>> {
+    this.#remember(mesh);
+    return this.ctx.storage.transactionSync(() => this.#snapshots.claimForDeletion(paths, Date.now()));
   }
 
   forgetSnapshots(mesh: string, paths: string[]): number {
     this.#remember(mesh);
-    return this.#snapshots.forget(paths);
+    return this.ctx.storage.transactionSync(() => this.#snapshots.forget(paths));
   }
 
   snapshotState(_mesh: string, path: string): SnapshotRecord | null {

@@ -1,8 +1,20 @@
 // Snapshot (`mainline/*`) commit state. Bodies live in R2; the hub decides who may write them.
 // The lease is granted BEFORE any byte reaches R2, so of two concurrent different-bytes PUTs only
 // the lease owner ever stores; the other hashes its body and is told 200 (identical) or 409.
-import type { HubPrecondition, HubResult, SnapshotComparison, SnapshotOpening, SnapshotRecord } from "./hub-api";
+//
+// Row states: `candidate` (uploading or uploaded, not yet named by a pointer), `committed` (a
+// pointer named it: immutable), `deleting` (a DELETE claimed it and is removing the body) and
+// `deleted` (its body is gone). A claimed or deleted snapshot can never be committed, so a
+// pointer commit cannot race a delete into naming a body that is gone.
+import type { HubPrecondition, HubRefusal, HubResult, SnapshotComparison, SnapshotOpening, SnapshotRecord } from "./hub-api";
 import { failedPrecondition, refuse } from "./preconditions";
+
+/**
+ * How long a DELETE's claim keeps re-uploads of the name out while the Worker tombstones the index
+ * and deletes the R2 body (milliseconds of work). A claim whose deleter died then counts as
+ * deleted: never committable, but a new upload of the name may start over.
+ */
+export const DELETE_CLAIM_MS = 60_000;
 
 interface SnapshotRow extends Record<string, SqlStorageValue> {
   path: string;
@@ -42,9 +54,23 @@ export class SnapshotLedger {
     return row && row.sha256 !== null ? toRecord(row) : null;
   }
 
+  /** A delete claimed the name and may still be removing its body from R2. */
+  #beingDeleted(row: SnapshotRow, now: number): boolean {
+    return row.state === "deleting" && now < row.lease_until;
+  }
+
+  /** The body is gone (or its deleter died): the name holds nothing a PUT must respect. */
+  #gone(row: SnapshotRow): boolean {
+    return row.state === "deleting" || row.state === "deleted";
+  }
+
   /** Decides whether this PUT streams into R2 (owner) or only compares its hash. */
   open(path: string, pre: HubPrecondition | undefined, leaseMs: number, now: number): HubResult<SnapshotOpening> {
-    const row = this.#row(path);
+    const found = this.#row(path);
+    if (found !== null && this.#beingDeleted(found, now)) {
+      return refuse("conflict", `${path} is being deleted; retry the PUT once the delete finished.`);
+    }
+    const row = found !== null && this.#gone(found) ? null : found;
     const stored = row !== null && row.sha256 !== null;
     const refusal = failedPrecondition(pre, stored ? row.etag : null);
     if (refusal) return refusal;
@@ -66,6 +92,7 @@ export class SnapshotLedger {
   compare(path: string, sha256: string, now: number): HubResult<SnapshotComparison> {
     const row = this.#row(path);
     if (row === null) return refuse("conflict", `${path} was abandoned by the upload that held its lease; retry the PUT.`);
+    if (this.#gone(row)) return refuse("conflict", `${path} was deleted while this upload was being compared; retry the PUT.`);
     if (row.sha256 === null) {
       if (now < row.lease_until) return { ok: true, settled: false };
       return refuse("conflict", `The upload holding the lease on ${path} did not finish; retry the PUT.`);
@@ -82,6 +109,9 @@ export class SnapshotLedger {
   /** The owner's body is in R2: record what it hashes to. Refused if the lease was lost meanwhile. */
   finish(path: string, token: string, sha256: string, size: number, etag: string, now: number): HubResult<{ record: SnapshotRecord }> {
     const row = this.#row(path);
+    if (row !== null && this.#gone(row)) {
+      return refuse("conflict", `${path} was deleted while this upload was streaming; retry the PUT.`);
+    }
     if (row === null || row.token !== token || row.sha256 !== null) {
       return refuse("conflict", `The lease on ${path} lapsed before the upload finished; another writer took it over.`);
     }
@@ -96,9 +126,39 @@ export class SnapshotLedger {
     return { ok: true, record: toRecord(this.#row(path)!) };
   }
 
+  /**
+   * A multipart owner is about to complete(), which R2 cannot make conditional: it must still hold
+   * the lease, and from here the lease is held for `windowMs` more so no one can take the name over
+   * while complete() runs (the equivalent of the single put's etag condition).
+   */
+  seal(path: string, token: string, windowMs: number, now: number): HubResult<Record<never, never>> {
+    const row = this.#row(path);
+    if (row === null || row.token !== token || row.sha256 !== null || row.state !== "candidate") {
+      return refuse("conflict", `The lease on ${path} lapsed before the upload finished; another writer took it over.`);
+    }
+    this.#sql.exec(`UPDATE snapshots SET lease_until = ? WHERE path = ?`, Math.max(row.lease_until, now + windowMs), path);
+    return { ok: true };
+  }
+
   /** The owner's upload failed: release the lease at once so a retry need not wait for it. */
   abort(path: string, token: string): void {
     this.#sql.exec(`DELETE FROM snapshots WHERE path = ? AND token = ? AND sha256 IS NULL`, path, token);
+  }
+
+  /**
+   * Why a pointer may not commit a manifest naming this snapshot, or null if it may. A name the
+   * ledger never saw stays committable (bodies from before the ledger, or written out of band).
+   */
+  uncommittable(path: string): HubRefusal | null {
+    const row = this.#row(path);
+    if (row === null) return null;
+    if (this.#gone(row)) {
+      return refuse("conflict", `The manifest names ${path}, which has been deleted; upload the snapshot again, then retry.`);
+    }
+    if (row.sha256 === null) {
+      return refuse("conflict", `The manifest names ${path}, whose upload has not finished; retry once it has.`);
+    }
+    return null;
   }
 
   /** A pointer commit named this snapshot: it is immutable from now on. */
@@ -114,27 +174,51 @@ export class SnapshotLedger {
     return new Set(rows.map((r) => r.snapshot_path));
   }
 
-  assertDeletable(paths: readonly string[]): HubResult<Record<never, never>> {
+  /**
+   * One atomic step before a DELETE touches anything: 409 if any path is live (named by a
+   * committed pointer) or still being uploaded; otherwise every path is marked `deleting`, which
+   * refuses later pointer commits naming it and new uploads of it. A repeat claim is allowed (the
+   * client retries a DELETE that failed half-way).
+   */
+  claimForDeletion(paths: readonly string[], now: number): HubResult<Record<never, never>> {
     const live = this.liveSnapshots();
     const blocked = paths.find((p) => live.has(p));
     if (blocked !== undefined) {
       return refuse("conflict", `${blocked} is the snapshot the committed manifest names; it cannot be deleted.`);
     }
+    for (const path of paths) {
+      const row = this.#row(path);
+      if (row !== null && row.state === "candidate" && row.sha256 === null && now < row.lease_until) {
+        return refuse("conflict", `${path} is still being uploaded; it cannot be deleted until the upload finished.`);
+      }
+    }
+    for (const path of paths) {
+      this.#sql.exec(
+        `INSERT INTO snapshots (path, state, token, lease_until, sha256, size, etag, modified_at)
+         VALUES (?, 'deleting', NULL, ?, NULL, NULL, NULL, NULL)
+         ON CONFLICT (path) DO UPDATE SET state = 'deleting', token = NULL, lease_until = excluded.lease_until,
+           sha256 = NULL, size = NULL, etag = NULL, modified_at = NULL`,
+        path,
+        now + DELETE_CLAIM_MS,
+      );
+    }
     return { ok: true };
   }
 
-  /** Drops tracking of deleted bodies; an upload in progress keeps its lease. */
+  /**
+   * The claimed bodies are gone from R2. The rows stay as `deleted` markers so a late pointer
+   * commit naming them is still refused; a name someone uploaded again since is left alone.
+   */
   forget(paths: readonly string[]): number {
-    const live = this.liveSnapshots();
     let forgotten = 0;
     for (const path of paths) {
-      if (live.has(path)) continue;
-      forgotten += this.#sql.exec(`DELETE FROM snapshots WHERE path = ? AND sha256 IS NOT NULL`, path).rowsWritten;
+      forgotten += this.#sql.exec(`UPDATE snapshots SET state = 'deleted' WHERE path = ? AND state = 'deleting'`, path).rowsWritten;
     }
     return forgotten;
   }
 
+  /** Snapshots the hub tracks as present (deletion markers are not snapshots). */
   count(): number {
-    return this.#sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM snapshots`).one().n;
+    return this.#sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM snapshots WHERE state IN ('candidate', 'committed')`).one().n;
   }
 }

@@ -106,3 +106,30 @@ describe("GET /sync/notify/<mesh> with Upgrade: websocket", () => {
     expect(await res.json()).toMatchObject({ error: "upgrade_required" });
   });
 });
+
+describe("a device that pulls on push like the client (1 s cooldown, bursts collapse)", () => {
+  it("ends up with every change of a burst of flushes, pulling at most once per frame", async () => {
+    const mesh = newMesh();
+    const a = device(mesh, "a");
+    const b = device(mesh, "b");
+    await a.connect();
+    await b.connect();
+    await b.subscribe();
+    b.startAutoPull(1_000);
+
+    const written: string[] = [];
+    for (let n = 0; n < 6; n++) {
+      written.push(a.write({ [`burst${n}`]: String(n) }));
+      await a.flush();
+    }
+    const deadline = Date.now() + 15_000;
+    while (written.some((name) => !b.merged.has(name)) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await b.stopAutoPull();
+    expect(written.filter((name) => !b.merged.has(name))).toEqual([]);
+    expect(b.autoPullErrors).toEqual([]);
+    expect(b.autoPulls).toBeGreaterThanOrEqual(1);
+    expect(b.autoPulls).toBeLessThanOrEqual(b.frames.length);
+  });
+});

@@ -85,6 +85,83 @@ function failingOnce<T extends object>(real: T, method: string, nth: number, whe
   return { binding, fault };
 }
 
+/**
+ * Wraps D1 so that the `nth` statement execution (run/all/first/raw, or one whole batch) rejects,
+ * as a D1 outage would. Statements are wrapped too, and unwrapped again when handed to batch().
+ */
+function failingD1(real: D1Database, nth: number): { binding: D1Database; fault: Fault } {
+  const fault: Fault = { fired: 0, calls: 0 };
+  const unwrap = new WeakMap<object, D1PreparedStatement>();
+  const fire = (): boolean => {
+    fault.calls += 1;
+    if (fault.calls !== nth) return false;
+    fault.fired += 1;
+    return true;
+  };
+  const injected = () => Promise.reject(new Error("D1_ERROR: injected fault"));
+  const wrapStatement = (statement: D1PreparedStatement): D1PreparedStatement => {
+    const proxy = new Proxy(statement, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target) as unknown;
+        if (typeof value !== "function") return value;
+        const fn = value as (...a: unknown[]) => unknown;
+        if (prop === "bind") return (...args: unknown[]) => wrapStatement(fn.apply(target, args) as D1PreparedStatement);
+        if (prop === "run" || prop === "all" || prop === "first" || prop === "raw") {
+          return (...args: unknown[]) => (fire() ? injected() : fn.apply(target, args));
+        }
+        return fn.bind(target);
+      },
+    });
+    unwrap.set(proxy, statement);
+    return proxy;
+  };
+  const wrapDatabase = <D extends object>(db: D): D =>
+    new Proxy(db, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target) as unknown;
+        if (typeof value !== "function") return value;
+        const fn = value as (...a: unknown[]) => unknown;
+        if (prop === "prepare") return (...args: unknown[]) => wrapStatement(fn.apply(target, args) as D1PreparedStatement);
+        if (prop === "batch") {
+          return (statements: D1PreparedStatement[]) => (fire() ? injected() : fn.call(target, statements.map((st) => unwrap.get(st) ?? st)));
+        }
+        if (prop === "exec") return (...args: unknown[]) => (fire() ? injected() : fn.apply(target, args));
+        if (prop === "withSession") return (...args: unknown[]) => wrapDatabase(fn.apply(target, args) as object);
+        return fn.bind(target);
+      },
+    });
+  return { binding: wrapDatabase(real), fault };
+}
+
+/** Like failingOnce, but counting calls of every R2 method (head, get, put, list, delete, ...). */
+function failingNthR2Call(real: R2Bucket, nth: number, when: "before" | "after"): { binding: R2Bucket; fault: Fault; methods: string[] } {
+  const fault: Fault = { fired: 0, calls: 0 };
+  const methods: string[] = [];
+  const binding = new Proxy(real, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target) as unknown;
+      if (typeof value !== "function") return value;
+      const fn = (value as (...args: unknown[]) => Promise<unknown>).bind(target);
+      return async (...args: unknown[]) => {
+        fault.calls += 1;
+        methods.push(String(prop));
+        const fire = fault.calls === nth;
+        if (fire && when === "before") {
+          fault.fired += 1;
+          throw new Error(`injected fault: R2 ${String(prop)} failed before running`);
+        }
+        const result = await fn(...args);
+        if (fire) {
+          fault.fired += 1;
+          throw new Error(`injected fault: R2 ${String(prop)} completed but its answer was lost`);
+        }
+        return result;
+      };
+    },
+  });
+  return { binding, fault, methods };
+}
+
 /** Calls the worker's default export with a modified env, as the runtime would. */
 async function callWith(testEnv: Env, request: Request): Promise<{ status: number; text: string }> {
   const ctx = createExecutionContext();
@@ -301,6 +378,176 @@ describe("PUT /sync/io/<mesh>/file when the D1 index update fails", () => {
   });
 });
 
+describe("PUT /sync/io/<mesh>/stored-file when D1 or R2 fails", () => {
+  const headers = { "Content-Type": "image/png", "X-Interocitor-Device-Id": "dev_fault", "X-Interocitor-Plaintext-Size": "5" };
+
+  async function storedState(mesh: string, path: string): Promise<{ get: number; body: string | null; metadata: number }> {
+    const url = `${ORIGIN}/io/${mesh}/stored-file?path=${encodeURIComponent(path)}`;
+    const got = await SELF.fetch(url);
+    const body = got.status === 200 ? await got.text() : (await got.arrayBuffer(), null);
+    const meta = await SELF.fetch(`${ORIGIN}/io/${mesh}/stored-file-metadata`, { method: "POST", body: JSON.stringify({ path }) });
+    await meta.arrayBuffer();
+    return { get: got.status, body, metadata: meta.status };
+  }
+
+  for (const [binding, method, when] of [["DB", "batch", "before"], ["BUCKET", "put", "after"], ["BUCKET", "put", "before"]] as const) {
+    it(`a ${binding}.${method} failure (${when}) leaves GET and metadata agreeing, and a retry succeeds`, async () => {
+      const mesh = newMesh();
+      const path = `${ROOT}/files/${crypto.randomUUID()}.png`;
+      const url = `${ORIGIN}/io/${mesh}/stored-file?path=${encodeURIComponent(path)}`;
+      const { binding: faulty, fault } = failingOnce(binding === "DB" ? env.DB : env.BUCKET, method, 1, when);
+      const first = await callWith(envWith({ [binding]: faulty } as Partial<Env>), new Request(url, { method: "PUT", body: "bytes", headers }));
+      expect(fault.fired).toBe(1);
+      const outcome = expectRefusedOrAcknowledged(first.status);
+      expect(first.status).not.toBe(500);
+      const state = await storedState(mesh, path);
+      if (state.get === 200) expect(state).toEqual({ get: 200, body: "bytes", metadata: 200 });
+      else expect(state).toEqual({ get: 404, body: null, metadata: 404 });
+      if (outcome === "acknowledged") expect(state.get).toBe(200);
+
+      const retry = await SELF.fetch(url, { method: "PUT", body: "bytes", headers });
+      expect([200, 201]).toContain(retry.status);
+      expect(((await retry.json()) as { file: { size: number } }).file.size).toBe(5);
+      expect(await storedState(mesh, path)).toEqual({ get: 200, body: "bytes", metadata: 200 });
+    });
+  }
+});
+
+/** After a refused or acknowledged write, the state agrees, and a plain retry succeeds. */
+describe("PUT /sync/io/<mesh>/file with the Nth D1 call of the request failing", () => {
+  // The sweep runs one past the calls a request makes today, so a new D1 call is covered too.
+  for (const nth of [1, 2, 3]) {
+    it(`a change file write with D1 call ${nth} failing is refused with 503 or fully acknowledged, and a retry succeeds`, async () => {
+      const mesh = newMesh();
+      // An indexed folder, as on any mesh that has been flushed to before.
+      expect(await selfPut(mesh, changePath("dev_seed"), sealedChange())).toBe(201);
+      const path = changePath();
+      const body = sealedChange();
+      const { binding, fault } = failingD1(env.DB, nth);
+      const first = await callWith(envWith({ DB: binding }), put(mesh, path, body));
+      if (fault.fired === 0) expect(first.status).toBe(201);
+      else if (first.status >= 300) expect(first.status).toBe(503);
+      const state = await expectConsistent(mesh, path);
+      if (first.status < 300) expect(state).toBe("present");
+      expect([200, 201]).toContain(await selfPut(mesh, path, body));
+      expect(await visibility(mesh, path)).toEqual({ get: 200, body, metadata: 200, listed: true });
+    });
+
+    it(`a head.json raise with D1 call ${nth} failing is refused with 503 or fully acknowledged, and a retry succeeds`, async () => {
+      const mesh = newMesh();
+      const path = `${ROOT}/changes/head.json`;
+      const head = JSON.stringify({ latestHlc: `${String(Date.now()).padStart(15, "0")}-00${String(nth).padStart(2, "0")}-dev_fault` });
+      const { binding, fault } = failingD1(env.DB, nth);
+      const first = await callWith(envWith({ DB: binding }), put(mesh, path, head));
+      if (fault.fired === 0) expect(first.status).toBe(201);
+      else if (first.status >= 300) expect(first.status).toBe(503);
+      await expectConsistent(mesh, path);
+      expect([200, 201, 204]).toContain(await selfPut(mesh, path, head));
+      expect(await visibility(mesh, path)).toEqual({ get: 200, body: head, metadata: 200, listed: true });
+    });
+  }
+});
+
+describe("PUT /sync/io/<mesh>/file with the Nth R2 call of the request failing", () => {
+  const cases = [
+    { kind: "change file", path: () => changePath(), created: 201 },
+    { kind: "app file overwrite", path: () => `${ROOT}/notes/same.bin`, created: 204 },
+    { kind: "snapshot", path: () => `${ROOT}/mainline/snapshot-1-server_relay_1.json`, created: 201 },
+  ] as const;
+  for (const c of cases) {
+    for (const when of ["before", "after"] as const) {
+      for (const nth of [1, 2, 3]) {
+        it(`a ${c.kind} write with R2 call ${nth} failing ${when} it runs is refused or acknowledged consistently, and a retry succeeds`, async () => {
+          const mesh = newMesh();
+          const path = c.path();
+          // Seed the folder (indexed), and the previous version for the overwrite case.
+          if (c.kind === "change file") expect(await selfPut(mesh, changePath("dev_seed"), sealedChange())).toBe(201);
+          if (c.kind === "app file overwrite") expect(await selfPut(mesh, path, "version-1")).toBe(201);
+          const body = sealedChange();
+          const { binding, fault } = failingNthR2Call(env.BUCKET, nth, when);
+          const first = await callWith(envWith({ BUCKET: binding }), put(mesh, path, body));
+          if (fault.fired === 0) expect(first.status).toBe(c.created);
+          else if (first.status >= 300) expect(first.status).toBe(503);
+          const state = await expectConsistent(mesh, path);
+          if (first.status < 300) expect(state).toBe("present");
+          expect([200, 201, 204]).toContain(await selfPut(mesh, path, body));
+          expect(await visibility(mesh, path)).toEqual({ get: 200, body, metadata: 200, listed: true });
+        });
+      }
+    }
+  }
+});
+
+describe("reads with the Nth R2 or D1 call failing", () => {
+  // A read that fails must say "retry" (503): a 404 would tell a puller the file is gone
+  // (poisoning its sync) and a 500 would say the server has a bug.
+  async function seeded() {
+    const mesh = newMesh();
+    const path = changePath();
+    const body = sealedChange();
+    expect(await selfPut(mesh, path, body)).toBe(201);
+    return { mesh, path, body };
+  }
+  const readers = {
+    "GET file": (mesh: string, path: string) => new Request(fileUrl(mesh, path)),
+    "POST metadata": (mesh: string, path: string) => new Request(`${ORIGIN}/io/${mesh}/metadata`, { method: "POST", body: JSON.stringify({ path }) }),
+    "POST list-files": (mesh: string, path: string) => new Request(`${ORIGIN}/io/${mesh}/list-files`, { method: "POST", body: JSON.stringify({ path: path.slice(0, path.lastIndexOf("/")) }) }),
+  } as const;
+  for (const [name, request] of Object.entries(readers)) {
+    for (const nth of [1, 2]) {
+      it(`${name} with R2 call ${nth} failing answers the file or 503`, async () => {
+        const { mesh, path, body } = await seeded();
+        const { binding, fault } = failingNthR2Call(env.BUCKET, nth, "before");
+        const answer = await callWith(envWith({ BUCKET: binding }), request(mesh, path));
+        if (fault.fired === 0 || answer.status === 200) {
+          expect(answer.status).toBe(200);
+          if (name === "GET file") expect(answer.text).toBe(body);
+          else expect(answer.text).toContain(path);
+        } else {
+          expect(answer.status).toBe(503);
+        }
+      });
+
+      it(`${name} with D1 call ${nth} failing answers the file or 503`, async () => {
+        const { mesh, path, body } = await seeded();
+        const { binding, fault } = failingD1(env.DB, nth);
+        const answer = await callWith(envWith({ DB: binding }), request(mesh, path));
+        if (fault.fired === 0 || answer.status === 200) {
+          expect(answer.status).toBe(200);
+          if (name === "GET file") expect(answer.text).toBe(body);
+          else expect(answer.text).toContain(path);
+        } else {
+          expect(answer.status).toBe(503);
+        }
+      });
+    }
+  }
+});
+
+describe("PUT /sync/io/<mesh>/stored-file with the Nth D1 call of the request failing", () => {
+  const headers = { "Content-Type": "image/png", "X-Interocitor-Device-Id": "dev_fault", "X-Interocitor-Plaintext-Size": "5" };
+  for (const nth of [1, 2, 3, 4, 5]) {
+    it(`a stored file write with D1 call ${nth} failing answers 503 or 201, GET and metadata agree, and a retry succeeds`, async () => {
+      const mesh = newMesh();
+      const path = `${ROOT}/files/${crypto.randomUUID()}.png`;
+      const url = `${ORIGIN}/io/${mesh}/stored-file?path=${encodeURIComponent(path)}`;
+      const { binding, fault } = failingD1(env.DB, nth);
+      const first = await callWith(envWith({ DB: binding }), new Request(url, { method: "PUT", body: "bytes", headers }));
+      if (fault.fired === 0) expect(first.status).toBe(201);
+      else if (first.status >= 300) expect(first.status).toBe(503);
+      const got = await SELF.fetch(url);
+      const meta = await SELF.fetch(`${ORIGIN}/io/${mesh}/stored-file-metadata`, { method: "POST", body: JSON.stringify({ path }) });
+      await got.arrayBuffer();
+      await meta.arrayBuffer();
+      expect(got.status).toBe(meta.status);
+      if (first.status < 300) expect(got.status).toBe(200);
+      const retry = await SELF.fetch(url, { method: "PUT", body: "bytes", headers });
+      await retry.arrayBuffer();
+      expect([200, 201]).toContain(retry.status);
+    });
+  }
+});
+
 describe("DELETE /sync/io/<mesh>/file when R2 delete fails", () => {
   it("the file stays consistently present or consistently gone, and a retry settles it", async () => {
     const mesh = newMesh();
@@ -357,6 +604,29 @@ describe("PUT /sync/io/<mesh>/file while the hub restarts", () => {
     const stale = await SELF.fetch(put(mesh, `${ROOT}/manifest.json`, pointer(0)));
     await stale.arrayBuffer();
     expect(stale.status).toBe(409);
+  });
+});
+
+describe("push frames while the hub is evicted", () => {
+  it("a frame pending in the coalescing window still reaches a hibernated socket after an eviction", async () => {
+    const mesh = newMesh();
+    const upgrade = await SELF.fetch(`${ORIGIN}/notify/${mesh}`, { headers: { Upgrade: "websocket" } });
+    expect(upgrade.status).toBe(101);
+    const socket = upgrade.webSocket!;
+    const frames: { path?: string; paths?: string[] }[] = [];
+    socket.addEventListener("message", (event) => frames.push(JSON.parse(String(event.data)) as { path?: string; paths?: string[] }));
+    socket.accept();
+
+    const path = `${ROOT}/notes/pending.bin`;
+    expect(await selfPut(mesh, path, "bytes")).toBe(201);
+    // The frame waits out the quiet window; evict the hub inside it.
+    await evictDurableObject(env.MESH_HUB.get(env.MESH_HUB.idFromName(mesh))).catch(() => undefined);
+
+    const deadline = Date.now() + 10_000;
+    const seen = () => frames.some((f) => f.path === path || (f.paths ?? []).includes(path));
+    while (!seen() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+    socket.close(1000, "done");
+    expect(seen()).toBe(true);
   });
 });
 

@@ -13,6 +13,8 @@ const ORIGIN = "http://meshbox.test/sync";
 const SEED = 20_261_122;
 const RUNS = 200;
 const fcOptions = { seed: SEED, numRuns: RUNS, endOnFailure: true } as const;
+/** Bounded, but roomy: the machine is shared, and a failure shrinks before it reports. */
+const TIMEOUT_MS = 120_000;
 
 // ---------------------------------------------------------------------------------------------
 // Arbitraries
@@ -44,7 +46,17 @@ const segment = fc.oneof(
   { weight: 2, arbitrary: fc.string({ unit: "binary", minLength: 1, maxLength: 12 }) },
 );
 
+/** Paths that a real client would send, so that enough fuzzed writes land. */
+const plausiblePath = fc
+  .tuple(
+    fc.constantFrom("/MyApp", "/Other", "MyApp", "//MyApp"),
+    fc.array(fc.oneof(fc.constantFrom("changes", "mainline", "devices", "files", "notes"), fc.stringMatching(/^[A-Za-z0-9_-]{1,10}$/), fc.string({ unit: "grapheme", minLength: 1, maxLength: 6 }).filter((x) => !x.includes("/") && x !== "." && x !== "..")), { maxLength: 3 }),
+    fc.oneof(hlc.map((h) => `${h}-chg_${"1".repeat(8)}.json`), fc.stringMatching(/^[A-Za-z0-9_.-]{1,16}$/).filter((x) => x !== "." && x !== "..")),
+  )
+  .map(([root, middle, name]) => [root, ...middle, name].join("/"));
+
 const pathArb = fc.oneof(
+  { weight: 4, arbitrary: plausiblePath },
   { weight: 8, arbitrary: fc.tuple(fc.array(segment, { minLength: 0, maxLength: 7 }), fc.constantFrom("/", "//", "/./", "/"), fc.boolean(), fc.boolean()).map(
     ([segments, sep, lead, trail]) => `${lead ? "/" : ""}${segments.join(sep)}${trail ? "/" : ""}`,
   ) },
@@ -59,7 +71,7 @@ const headerValue = fc.oneof(
   fc.constantFrom("", "*", '"abc"', "W/\"x\"", "0", "-1", "1e9", "99999999999999999999", "a".repeat(64), "A".repeat(64), "0".repeat(64)),
 );
 
-const optionalHeaders = fc.record(
+const someHeaders = fc.record(
   {
     "Content-Type": headerValue,
     "X-Interocitor-Device-Id": headerValue,
@@ -72,6 +84,9 @@ const optionalHeaders = fc.record(
   },
   { requiredKeys: [] },
 );
+
+/** Half the time no extra headers at all (as the real client sends), else any mix. */
+const optionalHeaders = fc.oneof(fc.constant({} as Record<string, string>), someHeaders);
 
 const pointerLike = fc.record({ currentGeneration: fc.oneof(fc.integer({ min: -3, max: 5 }), fc.double(), fc.string()), file: fc.oneof(fc.constantFrom("manifest-1.json", "manifest-2.json", "../x", ""), fc.string()) }, { requiredKeys: [] });
 const headLike = fc.record({ latestHlc: fc.oneof(hlc, fc.string(), fc.integer()) }, { requiredKeys: [] });
@@ -187,6 +202,35 @@ function normalizable(raw: string): string | null {
   }
 }
 
+function bytesOf(body: string | Uint8Array): Uint8Array {
+  return typeof body === "string" ? new TextEncoder().encode(body) : body;
+}
+
+/**
+ * What an acknowledged write promises: a created or overwritten file reads back verbatim, and a
+ * deleted path is gone from metadata at once (an exact GET of a deleted change file may still be
+ * served during its grace period, so GET is only checked for other classes).
+ */
+async function expectReadBack(route: "file" | "stored-file", mesh: string, path: string, m: string, status: number, body: string | Uint8Array) {
+  const enc = encodeURIComponent(path);
+  if (m === "PUT" && (status === 201 || status === 204 || (route === "stored-file" && status === 200))) {
+    const got = await SELF.fetch(`${ORIGIN}/io/${mesh}/${route}?path=${enc}`);
+    expect(got.status).toBe(200);
+    expect(new Uint8Array(await got.arrayBuffer())).toEqual(bytesOf(body));
+  }
+  if (m === "DELETE" && status === 204) {
+    const metaRoute = route === "file" ? "metadata" : "stored-file-metadata";
+    const meta = await SELF.fetch(`${ORIGIN}/io/${mesh}/${metaRoute}`, { method: "POST", body: JSON.stringify({ path }) });
+    expect(meta.status).toBe(404);
+    await meta.arrayBuffer();
+    if (route === "stored-file" || !path.includes("-chg_")) {
+      const got = await SELF.fetch(`${ORIGIN}/io/${mesh}/${route}?path=${enc}`);
+      expect(got.status).toBe(404);
+      await got.arrayBuffer();
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 describe("fuzzed requests to the POST routes (metadata, list-files, list-folders, ensure-folder, stored-file-metadata)", () => {
@@ -203,11 +247,11 @@ describe("fuzzed requests to the POST routes (metadata, list-files, list-folders
       }),
       fcOptions,
     );
-  });
+  }, TIMEOUT_MS);
 });
 
 describe("fuzzed writes to /sync/io/<mesh>/file, /sync/io/<mesh>/stored-file and /sync/recovery/<locator>", () => {
-  it("never answer 5xx, every error is the JSON error body, and the bucket holds only keys of writes to that same mesh", async () => {
+  it("never answer 5xx, every error is the JSON error body, acknowledged writes read back verbatim, and the bucket holds only keys of writes to that same mesh", async () => {
     const writes: Attempt[] = [];
     const locator = fc.oneof(fc.stringMatching(/^[A-Za-z0-9_-]{43}$/), fc.string({ maxLength: 60 }), fc.constantFrom("", "a".repeat(42), "a".repeat(44), "..", "%2e%2e"));
     const target = fc.oneof(
@@ -227,6 +271,8 @@ describe("fuzzed writes to /sync/io/<mesh>/file, /sync/io/<mesh>/stored-file and
           const file = (JSON.parse(answer.text) as { file: { path: string } }).file;
           expect(file.path).toBe(normalizable(t.path));
         }
+        if (t.route === "recovery" || answer.status < 200 || answer.status > 299) return;
+        await expectReadBack(t.route, t.mesh, normalizable(t.path)!, t.m, answer.status, body);
       }),
       { ...fcOptions, numRuns: 400 },
     );
@@ -256,7 +302,7 @@ describe("fuzzed writes to /sync/io/<mesh>/file, /sync/io/<mesh>/stored-file and
     const landed = writes.filter((w) => w.status >= 200 && w.status < 300).length;
     expect(landed).toBeGreaterThan(20);
     expect(keys.length).toBeGreaterThan(5);
-  });
+  }, TIMEOUT_MS);
 });
 
 describe("fuzzed requests to /sync/notify/<mesh>, auth and admin routes", () => {
@@ -275,5 +321,5 @@ describe("fuzzed requests to /sync/notify/<mesh>, auth and admin routes", () => 
       }),
       fcOptions,
     );
-  });
+  }, TIMEOUT_MS);
 });

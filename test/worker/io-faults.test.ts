@@ -47,7 +47,9 @@ describe("PUT /sync/io/:mesh/file when the index write fails", () => {
     expect((err as HttpError).status).toBe(503);
     expect((err as HttpError).code).toBe("unavailable");
     expect(await r2Keys(`m/${mesh}/`)).toEqual([`m/${mesh}${path}`]);
+    // Not half-visible: the body is in R2, but GET agrees with the listing until the retry.
     expect(await listNames(mesh, "/App/changes")).toEqual([]);
+    expect((await getFile(mesh, path)).status).toBe(404);
 
     const retry = await putFile(mesh, path, "retried, re-encrypted");
     expect(retry.status).toBe(200);

@@ -242,6 +242,7 @@ describe("DELETE /sync/io/:mesh/file", () => {
     expect(await r2Keys(`m/${mesh}/`)).toEqual([]);
     expect((await putFile(mesh, path, "re-sent")).status).toBe(200);
     expect((await getFile(mesh, path)).status).toBe(404);
+    expect(await r2Keys(`m/${mesh}/`)).toEqual([]);
     expect(await listNames(mesh, "/App/changes")).toEqual([]);
   });
 

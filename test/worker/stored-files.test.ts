@@ -70,7 +70,6 @@ describe("PUT /sync/io/:mesh/stored-file", () => {
   const badHeaders: [string, Record<string, string>][] = [
     ["no device id", { "X-Interocitor-Device-Id": "" }],
     ["a blank device id", { "X-Interocitor-Device-Id": "   " }],
-    ["a non-numeric plaintext size", { "X-Interocitor-Plaintext-Size": "12kb" }],
     ["a seal guard that is not 64 hex chars", { "X-Interocitor-Seal-Guard": "abc" }],
   ];
   for (const [what, headers] of badHeaders) {
@@ -82,6 +81,13 @@ describe("PUT /sync/io/:mesh/stored-file", () => {
       await nothingStored(mesh);
     });
   }
+
+  it("stores an unreadable plaintext size as null rather than refusing the file", async () => {
+    const mesh = newMesh();
+    const res = await putStored(mesh, "/App/files/a", "x", { "X-Interocitor-Plaintext-Size": "12kb" });
+    expect(res.status).toBe(201);
+    expect(await res.json()).toMatchObject({ file: { plaintextSize: null } });
+  });
 
   it("refuses a file over 32 MiB with 413 and stores nothing", async () => {
     const mesh = newMesh();

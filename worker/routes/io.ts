@@ -29,12 +29,13 @@ async function bodyPath(request: MeshRequest, limit: number): Promise<unknown> {
   return body.path;
 }
 
+/** If-Match / If-None-Match; a blank header states no condition, so it is ignored. */
 function preconditionOf(request: Request): Precondition {
   const pre: Precondition = {};
-  const ifMatch = request.headers.get("If-Match");
-  const ifNoneMatch = request.headers.get("If-None-Match");
-  if (ifMatch !== null) pre.ifMatch = ifMatch;
-  if (ifNoneMatch !== null) pre.ifNoneMatch = ifNoneMatch;
+  const ifMatch = request.headers.get("If-Match")?.trim();
+  const ifNoneMatch = request.headers.get("If-None-Match")?.trim();
+  if (ifMatch) pre.ifMatch = ifMatch;
+  if (ifNoneMatch) pre.ifNoneMatch = ifNoneMatch;
   return pre;
 }
 

@@ -33,12 +33,9 @@ function sealGuardOf(request: Request): string | null {
 function uploadOf(request: Request): stored.StoredFileUpload {
   const deviceId = optionalHeader(request, "X-Interocitor-Device-Id")?.trim() ?? "";
   if (deviceId === "") throw badRequest("X-Interocitor-Device-Id is required and must not be blank.");
-  const rawSize = optionalHeader(request, "X-Interocitor-Plaintext-Size");
-  let plaintextSize: number | null = null;
-  if (rawSize !== null && rawSize.trim() !== "") {
-    if (!/^\d{1,15}$/.test(rawSize.trim())) throw badRequest("X-Interocitor-Plaintext-Size must be a byte count.");
-    plaintextSize = Number(rawSize.trim());
-  }
+  // Advisory only (PROTOCOL.md section 4 names no 400 for it): an unreadable value is stored as null.
+  const rawSize = optionalHeader(request, "X-Interocitor-Plaintext-Size")?.trim() ?? "";
+  const plaintextSize = /^\d{1,15}$/.test(rawSize) ? Number(rawSize) : null;
   const contentType = optionalHeader(request, "Content-Type")?.trim() || "application/octet-stream";
   return {
     contentType,
@@ -70,8 +67,8 @@ export const getStoredFile: Handler = async (request, env, ctx) => {
     status: 200,
     headers: {
       "Content-Type": file.contentType,
-      "Content-Length": String(file.size),
-      ETag: file.etag,
+      "Content-Length": String(found.size),
+      ETag: found.etag,
       "Last-Modified": new Date(file.modifiedTime).toUTCString(),
       "Cache-Control": "no-store",
     },

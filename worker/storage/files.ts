@@ -17,9 +17,9 @@ import * as r2 from "./r2-objects";
 import { touchWriteStatement } from "./usage";
 
 /** D1 trouble is never the client's mistake: answer 503 so it retries (writes are idempotent). */
-async function indexed<T>(work: Promise<T>, what: string): Promise<T> {
+async function indexed<T>(work: () => Promise<T>, what: string): Promise<T> {
   try {
-    return await work;
+    return await work();
   } catch (err) {
     if (err instanceof HttpError) throw err;
     console.error(JSON.stringify({ level: "error", msg: `index ${what} failed`, error: String(err) }));
@@ -92,18 +92,13 @@ export async function putFile(c: PutContext): Promise<WriteOutcome> {
 /**
  * Write-once: the first bytes stay. R2's conditional put makes two concurrent first writes
  * atomic; the loser (and every retry) answers 200 and, if the first writer died between R2 and
- * the index, repairs the index. A tombstoned change file stays deleted: its content is covered by
- * the committed snapshot, and un-deleting it would make pullers fetch it again.
+ * the index, repairs the index. A tombstoned change file stays deleted (200): its content is
+ * covered by the committed snapshot, and un-deleting it would make pullers fetch it again. The
+ * tombstone is checked by the index upsert itself, which saves a D1 round trip on every flush.
  */
 async function putChangeFile(c: PutContext, limit: number): Promise<WriteOutcome> {
   assertDeclaredWithin(c.request, limit, "change file");
   const db = c.env.DB;
-  const row = await indexed(index.readRow(db, c.meshId, c.path), "read");
-  if (row !== null && row.deletedAt !== null) {
-    checkPreconditions(c.pre, null);
-    await c.request.body?.cancel();
-    return { status: 200, changed: false, entry: row };
-  }
   if (hasPrecondition(c.pre)) {
     const current = await r2.headSyncObject(c.env, c.meshId, c.path);
     checkPreconditions(c.pre, current?.httpEtag ?? null);
@@ -119,11 +114,22 @@ async function putChangeFile(c: PutContext, limit: number): Promise<WriteOutcome
     if (existing === null) throw unavailable("The change file was deleted while it was being written; retry.");
     const entry = r2.entryFromR2(c.meshId, existing);
     // A row inserted here means no earlier attempt was acknowledged (nor pushed): push it now.
-    const repaired = await indexed(index.insertEntryIfAbsent(db, c.meshId, entry), "repair");
+    // A tombstone is left alone (INSERT OR IGNORE), so a deleted file stays deleted.
+    const repaired = await indexed(() => index.insertEntryIfAbsent(db, c.meshId, entry), "repair");
     return { status: 200, changed: repaired, entry };
   }
   const entry = r2.entryFromR2(c.meshId, stored);
-  await indexed(index.upsertEntry(db, c.meshId, entry), "write");
+  const [upserted] = await indexed(() =>
+    db.batch([index.upsertUnlessDeletedStatement(db, c.meshId, entry), touchWriteStatement(db, c.meshId, entry.modifiedAt)]),
+    "write",
+  );
+  if ((upserted?.meta.changes ?? 0) === 0) {
+    // Deleted and purged earlier: the body just written must not linger. GET already answers 404
+    // (the tombstone wins), so a failure here only leaves an orphan for the purge to remove.
+    await r2.deleteSyncObjects(c.env, c.meshId, [c.path]).catch(() => undefined);
+    const row = await indexed(() => index.readRow(db, c.meshId, c.path), "read");
+    return { status: 200, changed: false, entry: row ?? entry };
+  }
   return { status: 201, changed: true, entry };
 }
 
@@ -140,7 +146,7 @@ async function putOtherFile(c: PutContext, limit: number): Promise<WriteOutcome>
   });
   if (stored === null) throw new HttpError("precondition_failed", "The object changed while it was being written.");
   const entry = r2.entryFromR2(c.meshId, stored);
-  await indexed(index.upsertEntry(c.env.DB, c.meshId, entry), "write");
+  await indexed(() => index.upsertEntry(c.env.DB, c.meshId, entry), "write");
   return current === null ? { status: 201, changed: true, entry } : { status: 204, changed: true, entry };
 }
 
@@ -184,8 +190,8 @@ export async function readFile(env: Env, meshId: string, path: string): Promise<
       };
     }
   } else {
-    const [object, row] = await Promise.all([r2.getSyncObject(env, meshId, path), tombstoneOf(env, meshId, path)]);
-    if (object !== null && row !== null && !servableAfterDelete(env, row, cls)) {
+    const [object, allowed] = await Promise.all([r2.getSyncObject(env, meshId, path), indexAllowsServing(env, meshId, path, cls)]);
+    if (object !== null && !allowed) {
       await object.body.cancel();
     } else if (object !== null) {
       const entry = r2.entryFromR2(meshId, object);
@@ -204,51 +210,74 @@ export async function readFile(env: Env, meshId: string, path: string): Promise<
 }
 
 /**
- * The index row when it is a tombstone, else null. Read beside the R2 GET (no added latency) so a
- * body left behind by a failed R2 delete, or a change file past its grace but not yet purged, is
- * never served. If D1 is down the body is served: a failed GET would halt the puller's sync.
+ * Whether the index lets an R2 body be served. Read beside the R2 GET (one D1 round trip, no added
+ * latency), so GET agrees with listings and metadata: a deleted object is hidden (a body left
+ * behind by a failed R2 delete, a change file past its grace but not yet purged), and so is a
+ * body whose index write failed (503, the client retries) in a folder the index already holds.
+ * Only a deleted change file within its grace is served on purpose. If D1 is down the body is
+ * served: a failed GET would halt the puller's sync.
  */
-async function tombstoneOf(env: Env, meshId: string, path: string): Promise<index.IndexRow | null> {
+async function indexAllowsServing(env: Env, meshId: string, path: string, cls: PathClass): Promise<boolean> {
+  let row: index.IndexRow | undefined;
+  let folderIndexed: boolean;
   try {
-    const row = await index.readRow(env.DB, meshId, path);
-    return row !== null && row.deletedAt !== null ? row : null;
+    const [rows, hit] = await env.DB.batch([
+      index.readRowStatement(env.DB, meshId, path),
+      index.isIndexedStatement(env.DB, meshId, parentOf(path)),
+    ]);
+    row = rows ? index.rowsOf(rows)[0] : undefined;
+    folderIndexed = (hit?.results.length ?? 0) > 0;
   } catch (err) {
-    console.error(JSON.stringify({ level: "warn", msg: "tombstone check failed", mesh: meshId, error: String(err) }));
-    return null;
+    console.error(JSON.stringify({ level: "warn", msg: "index check for GET failed", mesh: meshId, error: String(err) }));
+    return true;
   }
-}
-
-/** Only a deleted change file is still served, and only during its grace. */
-function servableAfterDelete(env: Env, row: index.IndexRow, cls: PathClass): boolean {
-  if (cls !== "change" || row.deletedAt === null) return false;
-  return Date.now() - row.deletedAt < readConfig(env).deletedChangeGraceMs;
+  if (row === undefined) return !folderIndexed;
+  if (row.deletedAt === null) return true;
+  return cls === "change" && Date.now() - row.deletedAt < readConfig(env).deletedChangeGraceMs;
 }
 
 /** Makes sure the index holds the folder's whole subtree: one R2 listing plus the hub's, once. */
 export async function ensureIndexed(env: Env, meshId: string, folder: string): Promise<void> {
-  if (await indexed(index.isIndexed(env.DB, meshId, folder), "read")) return;
+  if (await indexed(() => index.isIndexed(env.DB, meshId, folder), "read")) return;
   const prefix = descendantPrefix(folder);
   const [fromR2, fromHub] = await Promise.all([
     r2.listSyncObjects(env, meshId, prefix),
     listControlObjects(env, meshId, prefix),
   ]);
   const entries: ObjectEntry[] = [...fromHub, ...fromR2.filter((e) => !isControlClass(e.cls))];
-  await indexed(index.fillFolder(env.DB, meshId, folder, entries, Date.now()), "fill");
+  await indexed(() => index.fillFolder(env.DB, meshId, folder, entries, Date.now()), "fill");
+}
+
+/**
+ * Answers a query from the index in one D1 round trip (the indexed check rides in the same batch);
+ * only when the folder was never indexed does it fill the folder and ask again.
+ */
+async function fromIndex(
+  env: Env,
+  meshId: string,
+  folder: string,
+  query: () => D1PreparedStatement,
+): Promise<D1Result> {
+  const [hit, answer] = await indexed(() => env.DB.batch([index.isIndexedStatement(env.DB, meshId, folder), query()]), "read");
+  if (hit !== undefined && answer !== undefined && hit.results.length > 0) return answer;
+  await ensureIndexed(env, meshId, folder);
+  return indexed(() => query().all(), "read");
 }
 
 export async function listFiles(env: Env, meshId: string, folder: string): Promise<ObjectEntry[]> {
-  await ensureIndexed(env, meshId, folder);
-  return indexed(index.listChildren(env.DB, meshId, folder), "read");
+  const result = await fromIndex(env, meshId, folder, () => index.listChildrenStatement(env.DB, meshId, folder));
+  return index.rowsOf(result);
 }
 
 export async function listFolders(env: Env, meshId: string, folder: string): Promise<string[]> {
-  await ensureIndexed(env, meshId, folder);
-  return indexed(index.listChildFolders(env.DB, meshId, folder), "read");
+  const result = await fromIndex(env, meshId, folder, () => index.childParentsStatement(env.DB, meshId, folder));
+  return index.childFolderNames(folder, result);
 }
 
 export async function fileMetadata(env: Env, meshId: string, path: string): Promise<ObjectEntry | null> {
-  await ensureIndexed(env, meshId, parentOf(path));
-  return indexed(index.readLiveEntry(env.DB, meshId, path), "read");
+  const result = await fromIndex(env, meshId, parentOf(path), () => index.readRowStatement(env.DB, meshId, path));
+  const row = index.rowsOf(result)[0];
+  return row !== undefined && row.deletedAt === null ? row : null;
 }
 
 // ---------------------------------------------------------------- deletes
@@ -267,12 +296,12 @@ export async function deleteTree(
 ): Promise<boolean> {
   const db = env.DB;
   await ensureIndexed(env, meshId, parentOf(path));
-  const targets: ObjectEntry[] = await indexed(index.listLiveSubtree(db, meshId, path), "read");
+  const targets: ObjectEntry[] = await indexed(() => index.listLiveSubtree(db, meshId, path), "read");
   let exact = targets.find((t) => t.path === path) ?? null;
   const cls = classifyPath(path);
   if (exact === null && !isControlClass(cls)) {
     // An R2 body whose write never reached the index (the client saw 503) is still deletable.
-    const row = await indexed(index.readRow(db, meshId, path), "read");
+    const row = await indexed(() => index.readRow(db, meshId, path), "read");
     if (row === null) {
       const orphan = await r2.headSyncObject(env, meshId, path);
       if (orphan !== null) {
@@ -301,8 +330,8 @@ export async function deleteTree(
   if (inR2.length > 0) {
     const byVersion = new Map<number, string[]>();
     for (const t of inR2) byVersion.set(t.version, [...(byVersion.get(t.version) ?? []), t.path]);
-    const statements = [...byVersion].flatMap(([version, paths]) => index.tombstoneStatements(db, meshId, paths, now, version));
-    await indexed(db.batch([...statements, touchWriteStatement(db, meshId, now)]), "delete");
+    const statements = () => [...byVersion].flatMap(([version, paths]) => index.tombstoneStatements(db, meshId, paths, now, version));
+    await indexed(() => db.batch([...statements(), touchWriteStatement(db, meshId, now)]), "delete");
 
     const graceMs = readConfig(env).deletedChangeGraceMs;
     const goneNow = inR2.filter((t) => !(t.cls === "change" && graceMs > 0)).map((t) => t.path);

@@ -97,6 +97,24 @@ export function upsertStatement(db: D1Database, meshId: string, entry: ObjectEnt
     );
 }
 
+/**
+ * Like upsertStatement, but a tombstone wins: a deleted change file stays deleted (its content is
+ * covered by the committed snapshot). `meta.changes` is 0 exactly when a tombstone was kept.
+ */
+export function upsertUnlessDeletedStatement(db: D1Database, meshId: string, entry: ObjectEntry): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO objects (mesh, path, parent, name, size, etag, modified_at, class, location, version, deleted_at)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL)
+       ON CONFLICT (mesh, path) DO UPDATE SET
+         size = excluded.size, etag = excluded.etag, modified_at = excluded.modified_at,
+         class = excluded.class, location = excluded.location, version = excluded.version
+       WHERE objects.deleted_at IS NULL AND excluded.version >= objects.version`,
+    )
+    .bind(meshId, entry.path, parentOf(entry.path), nameOf(entry.path), entry.size, entry.etag, entry.modifiedAt,
+      entry.cls, entry.location, entry.version);
+}
+
 /** Inserts or replaces a live entry (clears any tombstone). Never moves a hub entry to an older version. */
 export async function upsertEntry(db: D1Database, meshId: string, entry: ObjectEntry): Promise<void> {
   // One round trip: the index row and the mesh's last write time commit together.
@@ -147,12 +165,18 @@ export async function tombstoneEntries(
   await db.batch([...tombstoneStatements(db, meshId, paths, at, version), touchWriteStatement(db, meshId, at)]);
 }
 
+/** Rows of a statement built by one of the *Statement functions below. */
+export function rowsOf(result: D1Result): IndexRow[] {
+  return (result.results as RawRow[]).map(fromRaw);
+}
+
+export function readRowStatement(db: D1Database, meshId: string, path: string): D1PreparedStatement {
+  return db.prepare(`SELECT ${COLUMNS} FROM objects WHERE mesh = ?1 AND path = ?2`).bind(meshId, path);
+}
+
 /** One row by exact path, live or tombstoned. */
 export async function readRow(db: D1Database, meshId: string, path: string): Promise<IndexRow | null> {
-  const row = await db
-    .prepare(`SELECT ${COLUMNS} FROM objects WHERE mesh = ?1 AND path = ?2`)
-    .bind(meshId, path)
-    .first<RawRow>();
+  const row = await readRowStatement(db, meshId, path).first<RawRow>();
   return row ? fromRaw(row) : null;
 }
 
@@ -162,27 +186,37 @@ export async function readLiveEntry(db: D1Database, meshId: string, path: string
   return row && row.deletedAt === null ? row : null;
 }
 
-/** Live direct children of a folder, sorted by name. */
-export async function listChildren(db: D1Database, meshId: string, folder: string): Promise<IndexRow[]> {
-  const { results } = await db
+export function listChildrenStatement(db: D1Database, meshId: string, folder: string): D1PreparedStatement {
+  return db
     .prepare(`SELECT ${COLUMNS} FROM objects WHERE mesh = ?1 AND parent = ?2 AND deleted_at IS NULL ORDER BY name`)
-    .bind(meshId, folder)
-    .all<RawRow>();
-  return results.map(fromRaw);
+    .bind(meshId, folder);
 }
 
-/** Names of the folders directly under `folder` that hold at least one live object, sorted. */
-export async function listChildFolders(db: D1Database, meshId: string, folder: string): Promise<string[]> {
+/** Live direct children of a folder, sorted by name. */
+export async function listChildren(db: D1Database, meshId: string, folder: string): Promise<IndexRow[]> {
+  return rowsOf(await listChildrenStatement(db, meshId, folder).all());
+}
+
+export function childParentsStatement(db: D1Database, meshId: string, folder: string): D1PreparedStatement {
   const [from, to] = subtreeRange(folder);
-  const { results } = await db
+  return db
     .prepare(
       `SELECT DISTINCT parent FROM objects
        WHERE mesh = ?1 AND parent >= ?2 AND parent < ?3 AND deleted_at IS NULL`,
     )
-    .bind(meshId, from, to)
-    .all<{ parent: string }>();
+    .bind(meshId, from, to);
+}
+
+/** Names of the folders directly under `folder` that hold at least one live object, sorted. */
+export async function listChildFolders(db: D1Database, meshId: string, folder: string): Promise<string[]> {
+  return childFolderNames(folder, await childParentsStatement(db, meshId, folder).all());
+}
+
+/** Folder names from the result of childParentsStatement. */
+export function childFolderNames(folder: string, result: D1Result): string[] {
+  const [from] = subtreeRange(folder);
   const names = new Set<string>();
-  for (const { parent } of results) {
+  for (const { parent } of result.results as { parent: string }[]) {
     const rest = parent.slice(from.length);
     const slash = rest.indexOf("/");
     const name = slash === -1 ? rest : rest.slice(0, slash);
@@ -204,13 +238,15 @@ export async function listLiveSubtree(db: D1Database, meshId: string, path: stri
   return results.map(fromRaw);
 }
 
-/** True when the folder or one of its ancestors is marked as completely indexed. */
-export async function isIndexed(db: D1Database, meshId: string, folder: string): Promise<boolean> {
-  const row = await db
+/** One row when the folder or one of its ancestors is marked as completely indexed, else none. */
+export function isIndexedStatement(db: D1Database, meshId: string, folder: string): D1PreparedStatement {
+  return db
     .prepare(`SELECT 1 AS hit FROM indexed_folders WHERE mesh = ?1 AND folder IN (SELECT value FROM json_each(?2)) LIMIT 1`)
-    .bind(meshId, JSON.stringify(selfAndAncestors(folder)))
-    .first<{ hit: number }>();
-  return row !== null;
+    .bind(meshId, JSON.stringify(selfAndAncestors(folder)));
+}
+
+export async function isIndexed(db: D1Database, meshId: string, folder: string): Promise<boolean> {
+  return (await isIndexedStatement(db, meshId, folder).all()).results.length > 0;
 }
 
 /**

@@ -6,6 +6,17 @@ import { classifyPath, objectKey, type PathClass } from "../lib/paths";
 import type { SizedBody } from "../lib/body";
 import type { ObjectEntry } from "./object-types";
 
+/** R2 trouble is never the client's mistake: 503, so the client retries. */
+export async function r2Call<T>(what: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof HttpError) throw err;
+    console.error(JSON.stringify({ level: "error", msg: `R2 ${what} failed`, error: String(err) }));
+    throw unavailable(`Storage is unavailable (${what}); retry.`);
+  }
+}
+
 /** Custom metadata written on every sync object. */
 export interface SyncObjectMeta {
   path: string;
@@ -13,8 +24,8 @@ export interface SyncObjectMeta {
   modifiedAt: number;
 }
 
-function toCustomMetadata(meta: SyncObjectMeta): Record<string, string> {
-  return { path: meta.path, class: meta.cls, modified: String(meta.modifiedAt) };
+function toCustomMetadata(meta: SyncObjectMeta, writeId: string): Record<string, string> {
+  return { path: meta.path, class: meta.cls, modified: String(meta.modifiedAt), write: writeId };
 }
 
 /** The index entry an R2 object stands for; the path comes from the key, which cannot lie. */
@@ -34,7 +45,9 @@ export function entryFromR2(meshId: string, object: R2Object): ObjectEntry {
 
 /**
  * Stores a body. Returns null when `onlyIf` did not hold. A body the client got wrong (over the
- * limit, not its declared length) is its 4xx; any other R2 failure is 503 so the client retries.
+ * limit, not its declared length) is its 4xx. When R2's answer is lost, the write id in the
+ * custom metadata tells whether this very write landed: if so it counts as stored (so the caller
+ * indexes it and nothing is GETtable yet unlisted); otherwise 503 and the client retries.
  */
 export async function putSyncObject(
   env: Env,
@@ -43,10 +56,12 @@ export async function putSyncObject(
   sized: SizedBody,
   options: { onlyIf?: R2Conditional; contentType?: string | null },
 ): Promise<R2Object | null> {
+  const key = objectKey(meshId, meta.path);
+  const writeId = crypto.randomUUID();
   try {
-    return await env.BUCKET.put(objectKey(meshId, meta.path), sized.body, {
+    return await env.BUCKET.put(key, sized.body, {
       onlyIf: options.onlyIf,
-      customMetadata: toCustomMetadata(meta),
+      customMetadata: toCustomMetadata(meta, writeId),
       httpMetadata: { contentType: options.contentType ?? "application/octet-stream" },
     });
   } catch (err) {
@@ -54,16 +69,22 @@ export async function putSyncObject(
     const failure = sized.failure();
     if (failure) throw failure;
     console.error(JSON.stringify({ level: "error", msg: "R2 put failed", mesh: meshId, error: String(err) }));
+    const landed = await Promise.resolve()
+      .then(() => env.BUCKET.head(key))
+      .catch(() => null);
+    if (landed !== null && landed.customMetadata?.write === writeId) return landed;
     throw unavailable("Storage did not accept the write; retry.");
   }
 }
 
 export async function headSyncObject(env: Env, meshId: string, path: string): Promise<R2Object | null> {
-  return env.BUCKET.head(objectKey(meshId, path));
+  const key = objectKey(meshId, path);
+  return r2Call("head", () => env.BUCKET.head(key));
 }
 
 export async function getSyncObject(env: Env, meshId: string, path: string): Promise<R2ObjectBody | null> {
-  return env.BUCKET.get(objectKey(meshId, path));
+  const key = objectKey(meshId, path);
+  return r2Call("get", () => env.BUCKET.get(key));
 }
 
 /** R2 deletes at most 1000 keys per call. */
@@ -71,7 +92,8 @@ const DELETE_BATCH = 1000;
 
 export async function deleteSyncObjects(env: Env, meshId: string, paths: readonly string[]): Promise<void> {
   for (let i = 0; i < paths.length; i += DELETE_BATCH) {
-    await env.BUCKET.delete(paths.slice(i, i + DELETE_BATCH).map((p) => objectKey(meshId, p)));
+    const keys = paths.slice(i, i + DELETE_BATCH).map((p) => objectKey(meshId, p));
+    await r2Call("delete", () => env.BUCKET.delete(keys));
   }
 }
 
@@ -84,7 +106,7 @@ export async function listSyncObjects(env: Env, meshId: string, prefix: string):
   const out: ObjectEntry[] = [];
   let cursor: string | undefined;
   for (let page = 0; page < MAX_LIST_PAGES; page++) {
-    const listed = await env.BUCKET.list({ prefix: keyPrefix, cursor, include: ["customMetadata"] });
+    const listed = await r2Call("list", () => env.BUCKET.list({ prefix: keyPrefix, cursor, include: ["customMetadata"] }));
     for (const object of listed.objects) out.push(entryFromR2(meshId, object));
     if (!listed.truncated) return out;
     cursor = listed.cursor;

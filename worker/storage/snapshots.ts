@@ -1,12 +1,15 @@
 // Snapshots (`mainline/*`): bodies stream into R2, while the hub tracks candidate/committed
 // state and leases (PROTOCOL.md section 3). The lease is taken BEFORE any byte reaches R2, so
 // of two concurrent different-bytes PUTs only the owner stores; the other only hashes its body.
+// A body without Content-Length (R2 wants a known length for one put) goes up as a multipart
+// upload, one fixed-size part at a time, so a 100 MiB snapshot never sits in the Worker's memory.
 import type { Env } from "../env";
 import type { HubRefusal, SnapshotRecord } from "../../durable-objects/hub-api";
 import { meshHub, refusalToError } from "../hub-client";
-import { assertDeclaredWithin, readBodyWithin, type SizedBody } from "../lib/body";
+import { assertDeclaredWithin, declaredLength, readBodyWithin, type SizedBody } from "../lib/body";
 import { readConfig } from "../lib/config";
 import { badRequest, conflict, HttpError, payloadTooLarge, unavailable } from "../lib/errors";
+import { objectKey } from "../lib/paths";
 import type { ObjectEntry, Precondition, WriteOutcome } from "./object-types";
 import { upsertEntry } from "./object-index";
 import { headSyncObject, putSyncObject } from "./r2-objects";
@@ -15,6 +18,15 @@ const WHAT = "snapshot";
 /** How long a non-owner waits for the lease owner's upload to finish before answering 409. */
 const SETTLE_TIMEOUT_MS = 20_000;
 const SETTLE_POLL_MAX_MS = 200;
+/**
+ * Multipart part size: R2 wants every part but the last of one size, at least 5 MiB. The Worker
+ * holds at most one part (plus one request chunk) in memory; 100 MiB is 13 parts.
+ */
+export const PART_BYTES = 8 * 1024 * 1024;
+/** The hub holds a sealed upload's name this long while R2 runs complete() (usually well under 1 s). */
+const COMPLETE_WINDOW_MS = 60_000;
+
+type Hub = ReturnType<typeof meshHub>;
 
 function hex(buffer: ArrayBuffer): string {
   return Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
@@ -32,8 +44,8 @@ interface HashedBody {
 }
 
 /**
- * The body as R2 wants it (known length), counted against the limit and hashed on the way
- * through. Without Content-Length it is read whole, bounded by the limit.
+ * A body of declared length (or none at all) as R2 wants it, counted against the limit and hashed
+ * on the way through. Chunked bodies take the multipart path instead (storeChunked).
  */
 async function hashedBody(request: Request, limit: number): Promise<HashedBody> {
   const length = assertDeclaredWithin(request, limit, WHAT);
@@ -126,6 +138,231 @@ async function indexSnapshot(env: Env, meshId: string, entry: ObjectEntry): Prom
   }
 }
 
+interface StoredBody {
+  etag: string;
+  size: number;
+  sha256: string;
+}
+
+/**
+ * Taken right AFTER the lease was granted and BEFORE the body is read: a put conditioned on it can
+ * only replace bytes this owner saw, so an earlier owner whose lease lapsed mid-upload can never
+ * clobber a later one's.
+ */
+async function ownerCondition(env: Env, meshId: string, path: string): Promise<R2Conditional> {
+  let current: R2Object | null;
+  try {
+    current = await headSyncObject(env, meshId, path);
+  } catch (err) {
+    throw storageFailure(meshId, "head", err);
+  }
+  return current === null ? { etagDoesNotMatch: "*" } : { etagMatches: current.etag };
+}
+
+/** One conditional put of a body whose length is known (declared, or read because it is small). */
+async function putOnce(
+  env: Env,
+  meshId: string,
+  path: string,
+  sized: SizedBody,
+  onlyIf: R2Conditional,
+  contentType: string | null,
+): Promise<R2Object> {
+  const stored = await putSyncObject(env, meshId, { path, cls: "snapshot", modifiedAt: Date.now() }, sized, { onlyIf, contentType });
+  if (stored === null) throw conflict(`Another upload of ${path} landed while this one was streaming; retry.`);
+  return stored;
+}
+
+async function storeSized(
+  env: Env,
+  meshId: string,
+  path: string,
+  request: Request,
+  limit: number,
+  onlyIf: R2Conditional,
+): Promise<StoredBody> {
+  const body = await hashedBody(request, limit);
+  const stored = await putOnce(env, meshId, path, body.sized, onlyIf, request.headers.get("Content-Type"));
+  return { etag: stored.httpEtag, size: stored.size, sha256: await body.sha256() };
+}
+
+/** Collects request chunks and cuts them into parts of exactly `size` bytes. */
+class PartCutter {
+  readonly #size: number;
+  #chunks: Uint8Array[] = [];
+  #held = 0;
+
+  constructor(size: number) {
+    this.#size = size;
+  }
+
+  push(chunk: Uint8Array): void {
+    if (chunk.byteLength === 0) return;
+    this.#chunks.push(chunk);
+    this.#held += chunk.byteLength;
+  }
+
+  get full(): boolean {
+    return this.#held >= this.#size;
+  }
+
+  /** The next full part; the rest of a chunk that crosses the boundary stays for the next one. */
+  take(): Uint8Array {
+    return this.#cut(this.#size);
+  }
+
+  /** Everything still held (less than one part). */
+  rest(): Uint8Array {
+    return this.#cut(this.#held);
+  }
+
+  #cut(length: number): Uint8Array {
+    const part = new Uint8Array(length);
+    let filled = 0;
+    while (filled < length) {
+      const chunk = this.#chunks[0]!;
+      const used = Math.min(chunk.byteLength, length - filled);
+      part.set(chunk.subarray(0, used), filled);
+      filled += used;
+      if (used === chunk.byteLength) this.#chunks.shift();
+      else this.#chunks[0] = chunk.subarray(used);
+    }
+    this.#held -= length;
+    return part;
+  }
+}
+
+/** Custom metadata as putSyncObject writes it (r2-objects.ts), so the index can be rebuilt from R2. */
+function snapshotMetadata(path: string, modifiedAt: number): Record<string, string> & { write: string } {
+  return { path, class: "snapshot", modified: String(modifiedAt), write: crypto.randomUUID() };
+}
+
+function storageFailure(meshId: string, what: string, err: unknown): HttpError {
+  console.error(JSON.stringify({ level: "error", msg: `R2 ${what} failed`, mesh: meshId, error: String(err) }));
+  return unavailable("Storage did not accept the write; retry.");
+}
+
+/** One multipart upload of a snapshot body, created with its first part. */
+class PartUploader {
+  readonly #env: Env;
+  readonly #meshId: string;
+  readonly #path: string;
+  readonly #contentType: string | null;
+  readonly #metadata: ReturnType<typeof snapshotMetadata>;
+  #upload: R2MultipartUpload | null = null;
+  readonly #parts: R2UploadedPart[] = [];
+
+  constructor(env: Env, meshId: string, path: string, modifiedAt: number, contentType: string | null) {
+    this.#env = env;
+    this.#meshId = meshId;
+    this.#path = path;
+    this.#contentType = contentType;
+    this.#metadata = snapshotMetadata(path, modifiedAt);
+  }
+
+  get started(): boolean {
+    return this.#upload !== null;
+  }
+
+  async send(bytes: Uint8Array): Promise<void> {
+    try {
+      this.#upload ??= await this.#env.BUCKET.createMultipartUpload(objectKey(this.#meshId, this.#path), {
+        customMetadata: this.#metadata,
+        httpMetadata: { contentType: this.#contentType ?? "application/octet-stream" },
+      });
+      this.#parts.push(await this.#upload.uploadPart(this.#parts.length + 1, bytes));
+    } catch (err) {
+      throw storageFailure(this.#meshId, "multipart upload", err);
+    }
+  }
+
+  /** complete(); a lost answer is resolved by the write id, as putSyncObject does. */
+  async complete(): Promise<R2Object> {
+    const upload = this.#upload;
+    if (upload === null) throw new Error("PartUploader.complete() before any part was sent; send a part first.");
+    try {
+      const stored = await upload.complete(this.#parts);
+      this.#upload = null;
+      return stored;
+    } catch (err) {
+      const landed = await this.#env.BUCKET.head(objectKey(this.#meshId, this.#path)).catch(() => null);
+      if (landed !== null && landed.customMetadata?.write === this.#metadata.write) {
+        this.#upload = null;
+        return landed;
+      }
+      throw storageFailure(this.#meshId, "multipart complete", err);
+    }
+  }
+
+  /** Nothing of an aborted upload is ever visible as an object. */
+  async abort(): Promise<void> {
+    const upload = this.#upload;
+    this.#upload = null;
+    if (upload !== null) await upload.abort().catch(() => undefined);
+  }
+}
+
+/**
+ * A body without Content-Length, owner side. It is hashed and counted as it passes; the first
+ * PART_BYTES are held back, so a small body is one put under `onlyIf` like any other. A larger one
+ * becomes a multipart upload: one part in memory at a time, aborted the moment the count passes
+ * the limit (413) or anything fails. complete() cannot be made conditional, so the hub seals the
+ * lease first: the owner must still hold it, and nobody can take the name over until complete()
+ * returned (the single put's etag condition gives the same guarantee).
+ */
+async function storeChunked(
+  env: Env,
+  hub: Hub,
+  meshId: string,
+  path: string,
+  token: string,
+  body: ReadableStream<Uint8Array>,
+  limit: number,
+  onlyIf: R2Conditional,
+  contentType: string | null,
+): Promise<StoredBody> {
+  const digestStream = new crypto.DigestStream("SHA-256");
+  const digest = digestStream.getWriter();
+  const reader = body.getReader();
+  const cutter = new PartCutter(PART_BYTES);
+  const uploader = new PartUploader(env, meshId, path, Date.now(), contentType);
+  let seen = 0;
+  try {
+    for (;;) {
+      let chunk: Uint8Array;
+      try {
+        const next = await reader.read();
+        if (next.done) break;
+        chunk = next.value;
+      } catch {
+        throw badRequest("The request body could not be read.");
+      }
+      seen += chunk.byteLength;
+      if (seen > limit) throw payloadTooLarge(limit, WHAT);
+      await digest.write(chunk);
+      cutter.push(chunk);
+      while (cutter.full) await uploader.send(cutter.take());
+    }
+    await digest.close();
+    const sha256 = hex(await digestStream.digest);
+
+    if (!uploader.started) {
+      const bytes = cutter.rest();
+      const stored = await putOnce(env, meshId, path, { body: bytes, length: bytes.byteLength, failure: () => null }, onlyIf, contentType);
+      return { etag: stored.httpEtag, size: stored.size, sha256 };
+    }
+    const last = cutter.rest();
+    if (last.byteLength > 0) await uploader.send(last);
+    unwrap(await hub.sealSnapshot(meshId, path, token, COMPLETE_WINDOW_MS));
+    const stored = await uploader.complete();
+    return { etag: stored.httpEtag, size: stored.size, sha256 };
+  } catch (err) {
+    await reader.cancel().catch(() => undefined);
+    await uploader.abort();
+    throw err;
+  }
+}
+
 /** Streams the request body into R2 under the hub's lease rules; 201/200/204, or throws 409/412/413. */
 export async function putSnapshot(
   env: Env,
@@ -145,18 +382,13 @@ export async function putSnapshot(
     let size: number;
     let sha256: string;
     try {
-      // Seen AFTER the lease was granted: a put conditioned on it can only replace bytes this owner
-      // saw, so an earlier owner whose lease lapsed mid-upload can never clobber a later one's.
-      const current = await headSyncObject(env, meshId, path);
-      const body = await hashedBody(request, limit);
-      const stored = await putSyncObject(env, meshId, { path, cls: "snapshot", modifiedAt: Date.now() }, body.sized, {
-        onlyIf: current === null ? { etagDoesNotMatch: "*" } : { etagMatches: current.etag },
-        contentType: request.headers.get("Content-Type"),
-      });
-      if (stored === null) throw conflict(`Another upload of ${path} landed while this one was streaming; retry.`);
-      etag = stored.httpEtag;
-      size = stored.size;
-      sha256 = await body.sha256();
+      const onlyIf = await ownerCondition(env, meshId, path);
+      const contentType = request.headers.get("Content-Type");
+      const stored =
+        request.body !== null && declaredLength(request) === null
+          ? await storeChunked(env, hub, meshId, path, opening.token, request.body, limit, onlyIf, contentType)
+          : await storeSized(env, meshId, path, request, limit, onlyIf);
+      ({ etag, size, sha256 } = stored);
     } catch (err) {
       // Release the lease at once: the client will retry, and must not wait out the lease.
       await hub.abortSnapshot(meshId, path, opening.token).catch(() => undefined);
@@ -184,13 +416,18 @@ export async function putSnapshot(
   throw conflict(`Another upload of ${path} holds the lease and has not finished; retry later.`);
 }
 
-/** Throws 409 if any of the paths is the snapshot the committed manifest names. */
+/**
+ * Throws 409 if any of the paths is the snapshot the committed manifest names (or is still being
+ * uploaded). Otherwise the hub has claimed them all in the same step: from here no pointer commit
+ * can name them (409), so none can become live while the caller deletes their bodies. Call it
+ * before touching anything, and forgetSnapshots once the bodies are gone.
+ */
 export async function assertSnapshotsDeletable(env: Env, meshId: string, paths: readonly string[]): Promise<void> {
   if (paths.length === 0) return;
-  unwrap(await meshHub(env, meshId).snapshotsDeletable(meshId, [...paths]));
+  unwrap(await meshHub(env, meshId).claimSnapshotsForDeletion(meshId, [...paths]));
 }
 
-/** Drops the hub's tracking of snapshots once their bodies are deleted. */
+/** Marks claimed snapshots deleted once their bodies are gone (still never committable). */
 export async function forgetSnapshots(env: Env, meshId: string, paths: readonly string[]): Promise<void> {
   if (paths.length === 0) return;
   await meshHub(env, meshId).forgetSnapshots(meshId, [...paths]);

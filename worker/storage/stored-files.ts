@@ -7,6 +7,7 @@ import { HttpError, payloadTooLarge, unavailable } from "../lib/errors";
 import { assertDeclaredWithin, sizedBody } from "../lib/body";
 import { nameOf, storedFileKey } from "../lib/paths";
 import { readStoredUsage } from "./usage";
+import { r2Call } from "./r2-objects";
 
 export interface StoredFileMetadata {
   name: string;
@@ -69,9 +70,9 @@ function toMetadata(row: StoredFileRow): StoredFileMetadata {
   };
 }
 
-async function d1<T>(work: Promise<T>, what: string): Promise<T> {
+async function d1<T>(work: () => Promise<T>, what: string): Promise<T> {
   try {
-    return await work;
+    return await work();
   } catch (err) {
     if (err instanceof HttpError) throw err;
     console.error(JSON.stringify({ level: "error", msg: `stored files: ${what} failed`, error: String(err) }));
@@ -80,7 +81,7 @@ async function d1<T>(work: Promise<T>, what: string): Promise<T> {
 }
 
 async function readRow(db: D1Database, meshId: string, path: string): Promise<StoredFileRow | null> {
-  return d1(
+  return d1(() =>
     db
       .prepare(
         `SELECT path, size, etag, content_type, uploaded_by, uploaded_at, modified_at, last_accessed_at,
@@ -130,7 +131,7 @@ export async function putStoredFile(
   if (existing) await assertUnsealed(existing, upload.sealGuard);
 
   const sized = await sizedBody(request, limits.storedFile, "stored file");
-  const usage = await d1(readStoredUsage(env.DB, meshId), "usage");
+  const usage = await d1(() => readStoredUsage(env.DB, meshId), "usage");
   // An overwrite is credited with the size it replaces.
   if (usage.storedBytes - (existing?.size ?? 0) + sized.length > limits.storedMeshTotal) {
     await cancel(sized.body);
@@ -158,7 +159,7 @@ export async function putStoredFile(
   const sealHash = upload.sealGuard === null ? null : await sha256Hex(upload.sealGuard);
   const db = env.DB;
   // Usage first: it reads the size the row still has inside this transaction.
-  const account = db
+  const account = () => db
     .prepare(
       `INSERT INTO mesh_usage (mesh, stored_bytes, stored_count, last_write_at) VALUES (?1, ?3, 1, ?4)
        ON CONFLICT (mesh) DO UPDATE SET
@@ -170,7 +171,7 @@ export async function putStoredFile(
     )
     .bind(meshId, path, stored.size, now);
   // A seal is set by the first write only; later writes keep whatever the file had.
-  const upsert = db
+  const upsert = () => db
     .prepare(
       `INSERT INTO stored_files (mesh, path, name, size, etag, content_type, uploaded_by, uploaded_at, modified_at,
                                  last_accessed_at, use_count, plaintext_size, taint, seal_hash)
@@ -182,7 +183,7 @@ export async function putStoredFile(
     )
     .bind(meshId, path, nameOf(path), stored.size, stored.httpEtag, upload.contentType, upload.deviceId, now,
       upload.plaintextSize, upload.taint, sealHash);
-  await d1(db.batch([account, upsert]), "write");
+  await d1(() => db.batch([account(), upsert()]), "write");
   const row = await readRow(db, meshId, path);
   if (row === null) throw unavailable("The stored file was deleted while it was being written; retry.");
   return { status: existing ? 200 : 201, file: toMetadata(row) };
@@ -192,19 +193,23 @@ async function cancel(body: ReadableStream<Uint8Array> | Uint8Array): Promise<vo
   if (body instanceof ReadableStream) await body.cancel().catch(() => undefined);
 }
 
-/** GET: the body with its metadata; counts the read before answering. */
+/**
+ * GET: the body with its metadata; counts the read before answering. Size and etag are the R2
+ * object's own: after an overwrite whose metadata write failed (503, the client retries) they can
+ * differ from the row, and the headers must describe the bytes actually sent.
+ */
 export async function readStoredFile(
   env: Env,
   meshId: string,
   path: string,
-): Promise<{ body: ReadableStream<Uint8Array>; file: StoredFileMetadata } | null> {
+): Promise<{ body: ReadableStream<Uint8Array>; size: number; etag: string; file: StoredFileMetadata } | null> {
   const key = storedFileKey(meshId, path);
   const row = await readRow(env.DB, meshId, path);
   if (row === null) return null;
-  const object = await env.BUCKET.get(key);
+  const object = await r2Call("get", () => env.BUCKET.get(key));
   if (object === null) return null;
   const now = Date.now();
-  await d1(
+  await d1(() =>
     env.DB.prepare(
       `UPDATE stored_files SET use_count = use_count + 1, last_accessed_at = ?3 WHERE mesh = ?1 AND path = ?2`,
     )
@@ -213,7 +218,7 @@ export async function readStoredFile(
     "count read",
   );
   const file = toMetadata({ ...row, use_count: row.use_count + 1, last_accessed_at: now });
-  return { body: object.body, file };
+  return { body: object.body, size: object.size, etag: object.httpEtag, file };
 }
 
 /** DELETE: false when absent (404); 403 on a seal without the identical guard. */
@@ -224,7 +229,7 @@ export async function deleteStoredFile(env: Env, meshId: string, path: string, g
   await assertUnsealed(row, guard);
   const db = env.DB;
   const now = Date.now();
-  const results = await d1(
+  const results = await d1(() =>
     db.batch([
       db
         .prepare(

@@ -280,6 +280,10 @@ export class Device {
   #socket: WebSocket | null = null;
   #frames: InvalidationFrameLike[] = [];
   #frameWaiters: Array<() => void> = [];
+  #autoPull: { cooldownMs: number; timer: ReturnType<typeof setTimeout> | null; chain: Promise<void> } | null = null;
+  /** Pulls the push socket triggered (see startAutoPull), and their failures. */
+  autoPulls = 0;
+  readonly autoPullErrors: unknown[] = [];
 
   constructor(options: DeviceOptions) {
     this.base = options.base.replace(/\/+$/, "");
@@ -645,6 +649,7 @@ export class Device {
       if (typeof frame !== "object" || frame === null) frame = { type: "raw", raw: String(event.data) };
       frame.receivedAt = performance.now();
       this.#frames.push(frame);
+      this.#schedulePull();
       const waiters = this.#frameWaiters.splice(0);
       for (const wake of waiters) wake();
     });
@@ -664,6 +669,39 @@ export class Device {
         reject(new Error(`WebSocket to ${this.notifyUrl} failed`));
       });
     });
+  }
+
+  /**
+   * Reacts to frames like the client: every frame means "pull now", after a fixed cooldown, and a
+   * burst of frames inside the cooldown collapses into one pull.
+   */
+  startAutoPull(cooldownMs = 1_000): void {
+    this.#autoPull = { cooldownMs, timer: null, chain: Promise.resolve() };
+  }
+
+  /** Stops reacting to frames and waits for a pull already under way. */
+  async stopAutoPull(): Promise<void> {
+    const auto = this.#autoPull;
+    this.#autoPull = null;
+    if (!auto) return;
+    if (auto.timer) clearTimeout(auto.timer);
+    await auto.chain;
+  }
+
+  #schedulePull(): void {
+    const auto = this.#autoPull;
+    if (!auto || auto.timer) return;
+    auto.timer = setTimeout(() => {
+      auto.timer = null;
+      auto.chain = auto.chain.then(async () => {
+        this.autoPulls += 1;
+        try {
+          await this.pull();
+        } catch (err) {
+          this.autoPullErrors.push(err);
+        }
+      });
+    }, auto.cooldownMs);
   }
 
   get frames(): readonly InvalidationFrameLike[] {
@@ -695,6 +733,7 @@ export class Device {
   }
 
   async close(): Promise<void> {
+    await this.stopAutoPull();
     const socket = this.#socket;
     this.#socket = null;
     if (!socket || socket.readyState === WebSocket.CLOSED) return;
