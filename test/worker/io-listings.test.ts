@@ -22,6 +22,13 @@ describe("POST /sync/io/:mesh/list-files", () => {
     expect(files[0]!.etag).toMatch(/^".+"$/);
   });
 
+  it("lists the mesh root's own files", async () => {
+    const mesh = newMesh();
+    await putFile(mesh, "/top.bin", "t");
+    await putFile(mesh, "/R/nested", "n");
+    expect(await listNames(mesh, "/")).toEqual(["top.bin"]);
+  });
+
   it("answers an empty list for a missing folder", async () => {
     const res = await post(newMesh(), "list-files", { path: "/Nope/changes" });
     expect(res.status).toBe(200);

@@ -127,6 +127,16 @@ describe("PUT /file mainline snapshot without Content-Length", () => {
     expect(await sha256Hex(await got.arrayBuffer())).toBe(await sha256Hex(body));
   });
 
+  it("answers 201 and 200 to two concurrent identical chunked PUTs spanning parts", async () => {
+    const mesh = newMesh();
+    const path = snapshotPath(2);
+    const body = randomBytes(PART_BYTES + 65_536);
+    const results = await Promise.all([putFile(mesh, path, chunked(body)), putFile(mesh, path, chunked(body))]);
+    expect(results.map((r) => r.status).sort()).toEqual([200, 201]);
+    const got = await getFile(mesh, path);
+    expect(await sha256Hex(await got.arrayBuffer())).toBe(await sha256Hex(body));
+  });
+
   it("writes the same custom metadata and content type as an upload with Content-Length", async () => {
     const mesh = newMesh();
     const multipart = snapshotPath(2);

@@ -1,6 +1,6 @@
 import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { ioUrl, newMesh, post } from "./io-support";
+import { chunked, ioUrl, newMesh, post, randomBytes } from "./io-support";
 
 const MiB = 1024 * 1024;
 const GUARD = "ab".repeat(32);
@@ -81,6 +81,17 @@ describe("PUT /sync/io/:mesh/stored-file", () => {
       await nothingStored(mesh);
     });
   }
+
+  it("stores a body sent without Content-Length and accounts its real size", async () => {
+    const mesh = newMesh();
+    const data = randomBytes(300_000);
+    const res = await putStored(mesh, "/App/files/stream.bin", chunked(data));
+    expect(res.status).toBe(201);
+    expect(await res.json()).toMatchObject({ file: { size: 300_000, storedSize: 300_000 } });
+    const got = await SELF.fetch(ioUrl(mesh, "stored-file", "/App/files/stream.bin"));
+    expect(new Uint8Array(await got.arrayBuffer())).toEqual(data);
+    expect(await usage(mesh)).toEqual({ stored_bytes: 300_000, stored_count: 1 });
+  });
 
   it("stores an unreadable plaintext size as null rather than refusing the file", async () => {
     const mesh = newMesh();
