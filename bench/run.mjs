@@ -81,6 +81,8 @@ async function main() {
   ];
   const rows = [];
   const failures = [];
+  /** workerd RSS (MiB) after each suite: memory that stays after load shows up here. */
+  const rssAfter = {};
   try {
     for (const [name, run, adjust] of suites) {
       if (args.only && !args.only.includes(name)) continue;
@@ -90,6 +92,9 @@ async function main() {
       }
       try {
         rows.push(...(await run(adjust(ctx))));
+        const rss = workerdPids.reduce((n, pid) => n + (memoryOf(pid)?.rssKiB ?? 0), 0) / 1024;
+        rssAfter[name] = Math.round(rss);
+        log(`workerd RSS after ${name}: ${rssAfter[name]} MiB`);
       } catch (err) {
         log(`${name} failed: ${err instanceof Error ? err.message : String(err)}`);
         failures.push({ name, error: err instanceof Error ? err.message : String(err) });
@@ -105,14 +110,14 @@ async function main() {
   const elapsed = ((Date.now() - startedAt) / 1000).toFixed(0);
   console.log(`meshbox benchmarks: ${m.nproc} CPUs (${m.cpu}), ${m.memoryGiB} GiB RAM, ${m.platform}`);
   console.log(`node ${m.node}, workerd ${m.workerd}, wrangler ${m.wrangler} (wrangler dev, local R2/D1/DO); client and worker share the machine`);
-  console.log(`workerd: ${m.workerdProcesses} process(es), ${m.workerdRssAtStartMiB} MiB RSS right after start`);
+  console.log(`workerd: ${m.workerdProcesses} process(es), RSS ${m.workerdRssAtStartMiB} MiB right after start; after each suite: ${Object.entries(rssAfter).map(([k, v]) => `${k} ${v} MiB`).join(", ")}`);
   console.log(`figures: median over runs (p95 where a run has many samples); total ${elapsed} s\n`);
   console.log(renderTable(rows));
   for (const f of failures) console.log(`\nFAILED ${f.name}: ${f.error}`);
 
   if (args.json) {
     mkdirSync(path.dirname(path.resolve(args.json)), { recursive: true });
-    const out = { date: new Date().toISOString(), machine: m, runs: args.runs, elapsedSeconds: Number(elapsed), results: rows, failures };
+    const out = { date: new Date().toISOString(), machine: m, workerdRssAfterSuiteMiB: rssAfter, runs: args.runs, elapsedSeconds: Number(elapsed), results: rows, failures };
     writeFileSync(path.resolve(args.json), `${JSON.stringify(out, null, 2)}\n`);
     console.log(`\nwrote ${path.resolve(args.json)}`);
   }
