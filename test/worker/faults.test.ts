@@ -548,6 +548,48 @@ describe("PUT /sync/io/<mesh>/stored-file with the Nth D1 call of the request fa
   }
 });
 
+describe("DELETE /sync/io/<mesh>/file with the Nth R2 or D1 call failing", () => {
+  /** Listing and metadata agree; a deleted change file may still answer an exact GET (grace period). */
+  async function expectDeleteConsistent(mesh: string, path: string, isChange: boolean): Promise<"present" | "absent"> {
+    const v = await visibility(mesh, path);
+    if (v.metadata === 200) {
+      expect(v).toMatchObject({ get: 200, listed: true });
+      return "present";
+    }
+    expect(v).toMatchObject({ metadata: 404, listed: false });
+    if (!isChange) expect(v.get).toBe(404);
+    return "absent";
+  }
+
+  const cases = [
+    { kind: "app file", isChange: false, seed: async (mesh: string) => { const p = `${ROOT}/notes/doomed.bin`; expect(await selfPut(mesh, p, "bytes")).toBe(201); return { target: p, probe: p }; } },
+    { kind: "change file", isChange: true, seed: async (mesh: string) => { const p = changePath(); expect(await selfPut(mesh, p, sealedChange())).toBe(201); return { target: p, probe: p }; } },
+    { kind: "folder (recursive)", isChange: false, seed: async (mesh: string) => {
+      const folder = `${ROOT}/tree`;
+      for (const name of ["a.bin", "b.bin", "sub/c.bin"]) expect(await selfPut(mesh, `${folder}/${name}`, name)).toBe(201);
+      return { target: folder, probe: `${folder}/sub/c.bin` };
+    } },
+  ];
+  for (const c of cases) {
+    for (const [binding, nth] of [["BUCKET", 1], ["BUCKET", 2], ["DB", 1], ["DB", 2], ["DB", 3]] as const) {
+      it(`a ${c.kind} DELETE with ${binding} call ${nth} failing leaves listing and metadata agreeing, and a retry settles it`, async () => {
+        const mesh = newMesh();
+        const { target, probe } = await c.seed(mesh);
+        const faulty = binding === "DB" ? failingD1(env.DB, nth) : failingNthR2Call(env.BUCKET, nth, "before");
+        const first = await callWith(envWith({ [binding]: faulty.binding } as Partial<Env>), new Request(fileUrl(mesh, target), { method: "DELETE" }));
+        if (faulty.fault.fired === 0) expect(first.status).toBe(204);
+        else if (first.status >= 300) expect(first.status).toBe(503);
+        const state = await expectDeleteConsistent(mesh, probe, c.isChange);
+        if (first.status === 204) expect(state).toBe("absent");
+        const retry = await SELF.fetch(fileUrl(mesh, target), { method: "DELETE" });
+        await retry.arrayBuffer();
+        expect([204, 404]).toContain(retry.status);
+        expect(await expectDeleteConsistent(mesh, probe, c.isChange)).toBe("absent");
+      });
+    }
+  }
+});
+
 describe("DELETE /sync/io/<mesh>/file when R2 delete fails", () => {
   it("the file stays consistently present or consistently gone, and a retry settles it", async () => {
     const mesh = newMesh();

@@ -323,3 +323,39 @@ describe("fuzzed requests to /sync/notify/<mesh>, auth and admin routes", () => 
     );
   }, TIMEOUT_MS);
 });
+
+describe("fuzzed client messages on the push socket GET /sync/notify/<mesh>", () => {
+  it("never break the socket: the next write still arrives as a frame", async () => {
+    const message = fc.oneof(
+      fc.constantFrom("ping", "pong", "", "{}", "null", '{"type":"invalidation"}', "x".repeat(70_000)),
+      fc.string({ unit: "grapheme", maxLength: 200 }),
+      fc.jsonValue().map((v) => JSON.stringify(v)),
+      fc.uint8Array({ maxLength: 512 }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(message, { minLength: 1, maxLength: 5 }), async (messages) => {
+        const mesh = `fuzz-push-${crypto.randomUUID()}`;
+        const upgrade = await SELF.fetch(`${ORIGIN}/notify/${mesh}`, { headers: { Upgrade: "websocket" } });
+        expect(upgrade.status).toBe(101);
+        const socket = upgrade.webSocket!;
+        const frames: string[] = [];
+        let closed: number | null = null;
+        socket.addEventListener("message", (event) => frames.push(String(event.data)));
+        socket.addEventListener("close", (event) => (closed = event.code));
+        socket.accept();
+        for (const m of messages) socket.send(m);
+        const path = "/MyApp/notes/after-fuzz.bin";
+        const put = await SELF.fetch(`${ORIGIN}/io/${mesh}/file?path=${encodeURIComponent(path)}`, { method: "PUT", body: "x" });
+        expect(put.status).toBe(201);
+        await put.arrayBuffer();
+        const deadline = Date.now() + 5_000;
+        const arrived = () => frames.some((f) => f.includes(path));
+        while (!arrived() && closed === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+        socket.close(1000, "fuzz done");
+        expect(closed).toBeNull();
+        expect(arrived()).toBe(true);
+      }),
+      { seed: SEED, numRuns: 25, endOnFailure: true },
+    );
+  }, TIMEOUT_MS);
+});

@@ -68,9 +68,17 @@ export async function readBodyWithin(request: Request, limit: number, what: stri
   return out;
 }
 
-/** Parses the `{ path }` (or other small) JSON body of the POST routes: 400 on anything malformed. */
-export async function readJsonObject(request: Request, limit: number): Promise<Record<string, unknown>> {
+/**
+ * Parses the `{ path }` (or other small) JSON body of the POST routes: 400 on anything malformed.
+ * With `allowEmpty`, an absent or empty body reads as `{}` (for optional bodies).
+ */
+export async function readJsonObject(
+  request: Request,
+  limit: number,
+  options: { allowEmpty?: boolean } = {},
+): Promise<Record<string, unknown>> {
   const bytes = await readBodyWithin(request, limit, "JSON body");
+  if (options.allowEmpty === true && bytes.byteLength === 0) return {};
   let value: unknown;
   try {
     value = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));

@@ -4,7 +4,7 @@ import type { Handler, MeshRequest } from "../request-context";
 import type { Env } from "../env";
 import { HttpError, badRequest } from "../lib/errors";
 import { readConfig, type Config } from "../lib/config";
-import { readBodyWithin } from "../lib/body";
+import { readJsonObject } from "../lib/body";
 import { isValidMeshPattern, meshPatternWithin } from "../lib/mesh-id";
 import { signSessionToken, type Scope, type SigningKeys } from "../lib/session-token";
 import { bearerToken, sessionSigningKeys, unauthorized, verifySession } from "../auth";
@@ -36,19 +36,8 @@ async function requireSessionKeys(env: Env): Promise<SigningKeys> {
 }
 
 /** The optional JSON body: absent or empty means "everything the key allows". */
-async function readOptionalBody(request: Request, config: Config): Promise<Record<string, unknown>> {
-  const bytes = await readBodyWithin(request, config.limits.jsonBody, "JSON body");
-  if (bytes.byteLength === 0) return {};
-  let value: unknown;
-  try {
-    value = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes));
-  } catch {
-    throw badRequest("The request body is not valid JSON.");
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw badRequest("The request body must be a JSON object.");
-  }
-  return value as Record<string, unknown>;
+function readOptionalBody(request: Request, config: Config): Promise<Record<string, unknown>> {
+  return readJsonObject(request, config.limits.jsonBody, { allowEmpty: true });
 }
 
 interface Grant {
