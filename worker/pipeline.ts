@@ -5,6 +5,7 @@ import type { Env } from "./env";
 import type { MeshRequest } from "./request-context";
 import { readConfig } from "./lib/config";
 import { preflightResponse, withCors } from "./lib/cors";
+import { errorResponse, notFound } from "./lib/errors";
 
 /** What the audit hook hears: one completed storage write or delete (a 2xx answer). */
 export interface AuditEvent {
@@ -51,6 +52,11 @@ export function beginRequest(request: MeshRequest): void {
 export function preflight(request: MeshRequest, env: Env): Response | undefined {
   if (request.method === "OPTIONS") return preflightResponse(request, readConfig(env));
   return undefined;
+}
+
+/** Outside the mount prefix no route matches at all: that is a 404 like any unknown route. */
+export function orNotFound(response: Response | undefined): Response {
+  return response ?? errorResponse(notFound("No such route."));
 }
 
 export function corsify(response: Response, request: MeshRequest, env: Env): Response {

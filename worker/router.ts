@@ -4,7 +4,7 @@ import { Router } from "itty-router";
 import type { Env } from "./env";
 import type { Handler, MeshRequest } from "./request-context";
 import { toErrorResponse, methodNotAllowed, notFound } from "./lib/errors";
-import { beginRequest, preflight, corsify, logRequest } from "./pipeline";
+import { beginRequest, preflight, orNotFound, corsify, logRequest } from "./pipeline";
 import { withMesh, requireAccess, requireAdmin } from "./auth";
 import * as service from "./routes/service";
 import * as io from "./routes/io";
@@ -29,7 +29,7 @@ export function buildRouter(base: string) {
     base,
     before: [beginRequest, preflight],
     catch: toErrorResponse,
-    finally: [corsify, logRequest],
+    finally: [orNotFound, corsify, logRequest],
   });
   const r = router;
   r.get("/health", service.health);

@@ -56,6 +56,15 @@ describe("PUT /sync/io/:mesh/file", () => {
     expect(await textOf(await getFile(mesh, path))).toBe("two!");
   });
 
+  it("answers an identical repeat PUT of an other file with 200 and an empty body", async () => {
+    const mesh = newMesh();
+    const path = "/App/pairing/answer.json";
+    expect((await putFile(mesh, path, "same")).status).toBe(201);
+    const repeat = await putFile(mesh, path, "same");
+    expect(repeat.status).toBe(200);
+    expect(await textOf(await getFile(mesh, path))).toBe("same");
+  });
+
   it("stores a body sent without Content-Length", async () => {
     const mesh = newMesh();
     const path = "/App/blob.bin";

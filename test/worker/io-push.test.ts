@@ -60,6 +60,26 @@ describe("PUT /sync/io/:mesh/file pushes", () => {
   });
 });
 
+describe("PUT /sync/io/:mesh/file of an other file pushes", () => {
+  it("sends no frame for an identical repeat, and one for changed bytes", async () => {
+    const mesh = newMesh();
+    const sub = await subscribe(mesh);
+    const path = "/App/pairing/offer.json";
+    expect((await putFile(mesh, path, "offer")).status).toBe(201);
+    expect(pathsOf(await sub.next())).toEqual([path]);
+
+    expect((await putFile(mesh, path, "offer")).status).toBe(200);
+    const marker = `/App/changes/${changeName(3)}`;
+    expect((await putFile(mesh, marker, "m")).status).toBe(201);
+    // The repeat queued nothing: the next frame carries only the later change file.
+    expect(pathsOf(await sub.next())).toEqual([marker]);
+
+    expect((await putFile(mesh, path, "counter-offer")).status).toBe(204);
+    expect(pathsOf(await sub.next())).toEqual([path]);
+    sub.close();
+  });
+});
+
 describe("DELETE /sync/io/:mesh/file pushes", () => {
   it("sends one delete frame for a recursive delete", async () => {
     const mesh = newMesh();

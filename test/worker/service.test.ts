@@ -15,6 +15,15 @@ describe("GET /sync/health", () => {
     expect(await res.json()).toEqual({ error: "not_found", message: "No such route." });
   });
 
+  it("answers a path outside the mount prefix with a JSON 404 and CORS headers", async () => {
+    for (const [method, url] of [["GET", "http://meshbox.test/"], ["POST", "http://meshbox.test/other/io/x/health"]] as const) {
+      const res = await SELF.fetch(url, { method });
+      expect(res.status).toBe(404);
+      expect(res.headers.get("Access-Control-Allow-Origin")).toBe("*");
+      expect(await res.json()).toEqual({ error: "not_found", message: "No such route." });
+    }
+  });
+
   it("answers a wrong method with 405 and Allow", async () => {
     const res = await SELF.fetch("http://meshbox.test/sync/health", { method: "POST" });
     expect(res.status).toBe(405);

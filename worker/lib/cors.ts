@@ -42,6 +42,6 @@ export function withCors(request: Request, response: Response, config: Config): 
     headers.set("Access-Control-Allow-Origin", origin);
     headers.set("Access-Control-Expose-Headers", EXPOSED_HEADERS);
   }
-  if (config.corsOrigins !== "*") headers.append("Vary", "Origin");
+  if (config.corsOrigins !== "*" && !/\bOrigin\b/i.test(headers.get("Vary") ?? "")) headers.append("Vary", "Origin");
   return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
 }

@@ -4,7 +4,7 @@
 // request (503): the client's retry is a no-op in the hub but re-upserts the index, repairing it.
 import type { Env } from "../env";
 import type { ControlClass, ControlRecord, HubDeletePrecondition } from "../../durable-objects/hub-api";
-import { meshHub, refusalToError } from "../hub-client";
+import { callHubIdempotent, meshHub, refusalToError } from "../hub-client";
 import { readConfig } from "../lib/config";
 import { payloadTooLarge, unavailable } from "../lib/errors";
 import type { ObjectEntry, Precondition, WriteOutcome } from "./object-types";
@@ -29,19 +29,6 @@ const HUB_VALUE_LIMIT = 2_000_000;
  * Reads retry a transient hub failure (the runtime marks those `retryable`): the client treats
  * any failed GET of manifest.json as "no mesh here" and re-bootstraps, so reads must not flap.
  */
-async function readFromHub<T>(read: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await read();
-    } catch (err) {
-      const transient = (err as { retryable?: boolean; overloaded?: boolean } | null)?.retryable === true;
-      if (!transient || attempt >= 3 || (err as { overloaded?: boolean }).overloaded === true) {
-        console.error(JSON.stringify({ level: "error", msg: "hub read failed", error: String(err) }));
-        throw unavailable("The mesh's hub is unavailable; retry.");
-      }
-    }
-  }
-}
 
 function indexFailure(meshId: string, err: unknown) {
   console.error(JSON.stringify({ level: "error", msg: "index write failed", mesh: meshId, error: String(err) }));
@@ -77,7 +64,7 @@ export async function readControlObject(
   meshId: string,
   path: string,
 ): Promise<{ entry: ObjectEntry; body: Uint8Array } | null> {
-  const found = await readFromHub(() => meshHub(env, meshId).readControl(meshId, path));
+  const found = await callHubIdempotent("read", () => meshHub(env, meshId).readControl(meshId, path));
   return found ? { entry: controlEntry(found.record), body: found.body } : null;
 }
 
@@ -106,6 +93,6 @@ export async function deleteControlObjects(
 
 /** Every control object whose path starts with `prefix` (for index fills and reconcile). */
 export async function listControlObjects(env: Env, meshId: string, prefix: string): Promise<ObjectEntry[]> {
-  const records = await readFromHub(() => meshHub(env, meshId).listControl(meshId, prefix));
+  const records = await callHubIdempotent("list", () => meshHub(env, meshId).listControl(meshId, prefix));
   return records.map(controlEntry);
 }

@@ -147,7 +147,11 @@ async function putOtherFile(c: PutContext, limit: number): Promise<WriteOutcome>
   if (stored === null) throw new HttpError("precondition_failed", "The object changed while it was being written.");
   const entry = r2.entryFromR2(c.meshId, stored);
   await indexed(() => index.upsertEntry(c.env.DB, c.meshId, entry), "write");
-  return current === null ? { status: 201, changed: true, entry } : { status: 204, changed: true, entry };
+  if (current === null) return { status: 201, changed: true, entry };
+  // R2's etag is the content's MD5: the same etag means the same bytes, an idempotent repeat
+  // that answers 200 and wakes no subscriber (PROTOCOL.md sections 3 and 6).
+  if (current.etag === stored.etag) return { status: 200, changed: false, entry };
+  return { status: 204, changed: true, entry };
 }
 
 /** Push failures never fail a durable write or delete: the client also polls. */

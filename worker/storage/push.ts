@@ -10,8 +10,7 @@ import {
   type InvalidationEvent,
   type SocketAttachment,
 } from "../../durable-objects/hub-api";
-import { meshHub } from "../hub-client";
-import { unavailable } from "../lib/errors";
+import { callHubIdempotent, meshHub } from "../hub-client";
 
 /**
  * Called after the write is acknowledged-durable. A failure here must not fail the write: the
@@ -41,12 +40,7 @@ export async function openPushSocket(env: Env, meshId: string, request: Request,
   headers.set(HUB_ATTACHMENT_HEADER, JSON.stringify(attachment));
   // A fresh URL: the access_token query parameter never reaches the hub.
   const forwarded = new Request("https://mesh-hub/notify", { method: "GET", headers });
-  try {
-    return await meshHub(env, meshId).fetch(forwarded);
-  } catch (err) {
-    console.error(JSON.stringify({ level: "error", msg: "push upgrade failed", mesh: meshId, error: String(err) }));
-    throw unavailable("The mesh's push hub is unavailable; retry.");
-  }
+  return callHubIdempotent("upgrade", () => meshHub(env, meshId).fetch(forwarded.clone()));
 }
 
 export async function pushHealth(env: Env, meshId: string): Promise<HubHealth> {
