@@ -133,10 +133,18 @@ async function putChangeFile(c: PutContext, limit: number): Promise<WriteOutcome
   return { status: 201, changed: true, entry };
 }
 
-/** Create 201, overwrite 204; a client precondition is made atomic by R2's conditional put. */
+/**
+ * Create 201, overwrite 204, identical repeat 200; a client precondition is made atomic by R2's
+ * conditional put. "Created" and "repeat" are judged against the index, the acknowledged state:
+ * a retry after an attempt whose index write failed (503, never acknowledged, never pushed) is
+ * still a new write that subscribers must hear about, even though R2 already holds its bytes.
+ */
 async function putOtherFile(c: PutContext, limit: number): Promise<WriteOutcome> {
   assertDeclaredWithin(c.request, limit, "file");
-  const current = await r2.headSyncObject(c.env, c.meshId, c.path);
+  const [current, acknowledged] = await Promise.all([
+    r2.headSyncObject(c.env, c.meshId, c.path),
+    indexed(() => index.readLiveEntry(c.env.DB, c.meshId, c.path), "read"),
+  ]);
   checkPreconditions(c.pre, current?.httpEtag ?? null);
   const sized = await sizedBody(c.request, limit, "file");
   const meta = { path: c.path, cls: "other" as const, modifiedAt: Date.now() };
@@ -147,10 +155,10 @@ async function putOtherFile(c: PutContext, limit: number): Promise<WriteOutcome>
   if (stored === null) throw new HttpError("precondition_failed", "The object changed while it was being written.");
   const entry = r2.entryFromR2(c.meshId, stored);
   await indexed(() => index.upsertEntry(c.env.DB, c.meshId, entry), "write");
-  if (current === null) return { status: 201, changed: true, entry };
+  if (acknowledged === null) return { status: 201, changed: true, entry };
   // R2's etag is the content's MD5: the same etag means the same bytes, an idempotent repeat
   // that answers 200 and wakes no subscriber (PROTOCOL.md sections 3 and 6).
-  if (current.etag === stored.etag) return { status: 200, changed: false, entry };
+  if (acknowledged.etag === entry.etag) return { status: 200, changed: false, entry };
   return { status: 204, changed: true, entry };
 }
 
