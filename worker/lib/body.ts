@@ -17,17 +17,23 @@ export function assertDeclaredWithin(request: Request, limit: number, what: stri
   return length;
 }
 
+/** A body stream counted as it flows, with what the count has seen so far. */
+interface CountedStream {
+  stream: ReadableStream<Uint8Array>;
+  /** Bytes that have passed so far. */
+  seen(): number;
+  /** True once the source ended normally. */
+  ended(): boolean;
+}
+
 /**
  * Passes a body through while counting it; errors the stream with a 413 HttpError as soon as it
  * exceeds the limit, so a consumer (an R2 put) fails before storing anything over the limit.
  */
-export function limitStream(
-  body: ReadableStream<Uint8Array>,
-  limit: number,
-  what: string,
-): ReadableStream<Uint8Array> {
+function countStream(body: ReadableStream<Uint8Array>, limit: number, what: string): CountedStream {
   let seen = 0;
-  return body.pipeThrough(
+  let ended = false;
+  const stream = body.pipeThrough(
     new TransformStream<Uint8Array, Uint8Array>({
       transform(chunk, controller) {
         seen += chunk.byteLength;
@@ -37,8 +43,21 @@ export function limitStream(
         }
         controller.enqueue(chunk);
       },
+      flush() {
+        ended = true;
+      },
     }),
   );
+  return { stream, seen: () => seen, ended: () => ended };
+}
+
+/** The body, refused with a 413 the moment it passes the limit. */
+export function limitStream(
+  body: ReadableStream<Uint8Array>,
+  limit: number,
+  what: string,
+): ReadableStream<Uint8Array> {
+  return countStream(body, limit, what).stream;
 }
 
 /** Reads a small body whole (control objects, JSON), refusing it past the limit. */
@@ -113,30 +132,15 @@ export async function sizedBody(request: Request, limit: number, what: string): 
     const bytes = await readBodyWithin(request, limit, what);
     return { body: bytes, length: bytes.byteLength, failure: () => null };
   }
-  let seen = 0;
-  let ended = false;
-  const counted = request.body.pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, controller) {
-        seen += chunk.byteLength;
-        if (seen > limit) {
-          controller.error(payloadTooLarge(limit, what));
-          return;
-        }
-        controller.enqueue(chunk);
-      },
-      flush() {
-        ended = true;
-      },
-    }),
-  );
-  const body = counted.pipeThrough(new FixedLengthStream(length));
+  const counted = countStream(request.body, limit, what);
+  const body = counted.stream.pipeThrough(new FixedLengthStream(length));
   return {
     body,
     length,
     failure: () => {
+      const seen = counted.seen();
       if (seen > limit) return payloadTooLarge(limit, what);
-      if (seen > length || (ended && seen !== length)) return badRequest(`The body did not match its Content-Length of ${length} bytes.`);
+      if (seen > length || (counted.ended() && seen !== length)) return badRequest(`The body did not match its Content-Length of ${length} bytes.`);
       return null;
     },
   };

@@ -73,6 +73,22 @@ export function selfAndAncestors(folder: string): string[] {
  * whose write was reordered behind a newer write or delete of the same path leaves the row alone.
  */
 export function upsertStatement(db: D1Database, meshId: string, entry: ObjectEntry): D1PreparedStatement {
+  return upsertWith(db, meshId, entry, "revive");
+}
+
+/**
+ * Like upsertStatement, but a tombstone wins: a deleted change file stays deleted (its content is
+ * covered by the committed snapshot). `meta.changes` is 0 exactly when a tombstone was kept.
+ */
+export function upsertUnlessDeletedStatement(db: D1Database, meshId: string, entry: ObjectEntry): D1PreparedStatement {
+  return upsertWith(db, meshId, entry, "keep");
+}
+
+function upsertWith(db: D1Database, meshId: string, entry: ObjectEntry, tombstone: "revive" | "keep"): D1PreparedStatement {
+  const update =
+    tombstone === "revive"
+      ? "deleted_at = NULL WHERE excluded.version >= objects.version"
+      : "deleted_at = objects.deleted_at WHERE objects.deleted_at IS NULL AND excluded.version >= objects.version";
   return db
     .prepare(
       `INSERT INTO objects (mesh, path, parent, name, size, etag, modified_at, class, location, version, deleted_at)
@@ -80,8 +96,7 @@ export function upsertStatement(db: D1Database, meshId: string, entry: ObjectEnt
        ON CONFLICT (mesh, path) DO UPDATE SET
          size = excluded.size, etag = excluded.etag, modified_at = excluded.modified_at,
          class = excluded.class, location = excluded.location, version = excluded.version,
-         deleted_at = NULL
-       WHERE excluded.version >= objects.version`,
+         ${update}`,
     )
     .bind(
       meshId,
@@ -95,24 +110,6 @@ export function upsertStatement(db: D1Database, meshId: string, entry: ObjectEnt
       entry.location,
       entry.version,
     );
-}
-
-/**
- * Like upsertStatement, but a tombstone wins: a deleted change file stays deleted (its content is
- * covered by the committed snapshot). `meta.changes` is 0 exactly when a tombstone was kept.
- */
-export function upsertUnlessDeletedStatement(db: D1Database, meshId: string, entry: ObjectEntry): D1PreparedStatement {
-  return db
-    .prepare(
-      `INSERT INTO objects (mesh, path, parent, name, size, etag, modified_at, class, location, version, deleted_at)
-       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL)
-       ON CONFLICT (mesh, path) DO UPDATE SET
-         size = excluded.size, etag = excluded.etag, modified_at = excluded.modified_at,
-         class = excluded.class, location = excluded.location, version = excluded.version
-       WHERE objects.deleted_at IS NULL AND excluded.version >= objects.version`,
-    )
-    .bind(meshId, entry.path, parentOf(entry.path), nameOf(entry.path), entry.size, entry.etag, entry.modifiedAt,
-      entry.cls, entry.location, entry.version);
 }
 
 /** Inserts or replaces a live entry (clears any tombstone). Never moves a hub entry to an older version. */
