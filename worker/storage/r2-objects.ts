@@ -24,7 +24,8 @@ export interface SyncObjectMeta {
   modifiedAt: number;
 }
 
-function toCustomMetadata(meta: SyncObjectMeta, writeId: string): Record<string, string> {
+/** The custom metadata every sync object carries: enough to rebuild its index row from R2 alone. */
+export function toCustomMetadata(meta: SyncObjectMeta, writeId: string): Record<string, string> {
   return { path: meta.path, class: meta.cls, modified: String(meta.modifiedAt), write: writeId };
 }
 

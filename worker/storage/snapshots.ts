@@ -12,7 +12,7 @@ import { badRequest, conflict, HttpError, payloadTooLarge, unavailable } from ".
 import { objectKey } from "../lib/paths";
 import type { ObjectEntry, Precondition, WriteOutcome } from "./object-types";
 import { upsertEntry } from "./object-index";
-import { headSyncObject, putSyncObject } from "./r2-objects";
+import { headSyncObject, putSyncObject, toCustomMetadata } from "./r2-objects";
 
 const WHAT = "snapshot";
 /** How long a non-owner waits for the lease owner's upload to finish before answering 409. */
@@ -234,7 +234,8 @@ class PartCutter {
 
 /** Custom metadata as putSyncObject writes it (r2-objects.ts), so the index can be rebuilt from R2. */
 function snapshotMetadata(path: string, modifiedAt: number): Record<string, string> & { write: string } {
-  return { path, class: "snapshot", modified: String(modifiedAt), write: crypto.randomUUID() };
+  const write = crypto.randomUUID();
+  return { ...toCustomMetadata({ path, cls: "snapshot", modifiedAt }, write), write };
 }
 
 function storageFailure(meshId: string, what: string, err: unknown): HttpError {
