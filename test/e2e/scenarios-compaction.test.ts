@@ -1,25 +1,11 @@
 // Two compactors racing on one mesh: the manifest compare-and-swap must let exactly one commit,
 // and the loser must abort before deleting anything, so no change file is lost: every change ever
 // written is either in the committed snapshot or still listed under changes/.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startWorker, type RunningWorker } from "./support/worker-process";
+import { describe, expect, it } from "vitest";
+import { useScenarioWorker } from "./support/scenario";
 import { Device, unseal, verifyManifest, type CompactResult } from "./support/device";
 
-let worker: RunningWorker;
-beforeAll(async () => {
-  worker = await startWorker({ frozenSources: true });
-});
-afterAll(async () => {
-  await worker?.stop();
-});
-
-function newMesh(): string {
-  return `mesh_${crypto.randomUUID()}`;
-}
-
-function device(mesh: string, name: string): Device {
-  return new Device({ base: worker.base, mesh, deviceId: `${name}_${crypto.randomUUID().slice(0, 8)}` });
-}
+const { worker, newMesh, device } = useScenarioWorker();
 
 /** Resolves every waiter once `count` parties have arrived. */
 function barrier(count: number): () => Promise<void> {
@@ -35,7 +21,7 @@ function barrier(count: number): () => Promise<void> {
 
 /** What a fresh observer sees: the committed snapshot's change set and the listed change files. */
 async function observe(mesh: string, root = "/MyApp") {
-  const o = new Device({ base: worker.base, mesh, root, deviceId: `observer_${crypto.randomUUID().slice(0, 8)}` });
+  const o = new Device({ base: worker().base, mesh, root, deviceId: `observer_${crypto.randomUUID().slice(0, 8)}` });
   const pointer = JSON.parse((await o.readText(o.path("manifest.json")))!) as { currentGeneration: number; file: string };
   const manifest = await verifyManifest((await o.readText(o.path(pointer.file)))!);
   let inSnapshot: string[] = [];

@@ -1,31 +1,9 @@
 // Push-triggered pull: a device subscribed at /sync/notify/<mesh> gets an invalidation frame once
 // another device's write is durable, and the pull it triggers sees that write.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startWorker, type RunningWorker } from "./support/worker-process";
-import { Device } from "./support/device";
+import { describe, expect, it } from "vitest";
+import { useScenarioWorker } from "./support/scenario";
 
-let worker: RunningWorker;
-beforeAll(async () => {
-  worker = await startWorker({ frozenSources: true });
-});
-afterAll(async () => {
-  await worker?.stop();
-});
-
-const open: Device[] = [];
-afterAll(async () => {
-  await Promise.all(open.map((d) => d.close()));
-});
-
-function newMesh(): string {
-  return `mesh_${crypto.randomUUID()}`;
-}
-
-function device(mesh: string, name: string): Device {
-  const d = new Device({ base: worker.base, mesh, deviceId: `${name}_${crypto.randomUUID().slice(0, 8)}` });
-  open.push(d);
-  return d;
-}
+const { worker, newMesh, device } = useScenarioWorker();
 
 const pathsOf = (frame: { path?: string; paths?: string[] }): string[] => [
   ...(frame.path ? [frame.path] : []),
@@ -101,7 +79,7 @@ describe("GET /sync/notify/<mesh> with Upgrade: websocket", () => {
   });
 
   it("answers 426 without the upgrade header", async () => {
-    const res = await fetch(`${worker.base}/notify/${newMesh()}`);
+    const res = await fetch(`${worker().base}/notify/${newMesh()}`);
     expect(res.status).toBe(426);
     expect(await res.json()).toMatchObject({ error: "upgrade_required" });
   });

@@ -1,24 +1,10 @@
 // End-to-end sync scenarios: several simulated devices (test/e2e/support/device.ts) drive the real
 // worker under `wrangler dev` exactly as the Interocitor client does, and must converge.
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startWorker, type RunningWorker } from "./support/worker-process";
+import { describe, expect, it } from "vitest";
+import { useScenarioWorker } from "./support/scenario";
 import { Device, hlcOfChange, unseal } from "./support/device";
 
-let worker: RunningWorker;
-beforeAll(async () => {
-  worker = await startWorker({ frozenSources: true });
-});
-afterAll(async () => {
-  await worker?.stop();
-});
-
-function newMesh(): string {
-  return `mesh_${crypto.randomUUID()}`;
-}
-
-function device(mesh: string, name: string): Device {
-  return new Device({ base: worker.base, mesh, deviceId: `${name}_${crypto.randomUUID().slice(0, 8)}` });
-}
+const { worker, newMesh, device } = useScenarioWorker();
 
 function rowsOf(d: Device): Record<string, string> {
   return Object.fromEntries([...d.rows].map(([k, v]) => [k, v.value]).sort(([a], [b]) => (a! < b! ? -1 : 1)));
