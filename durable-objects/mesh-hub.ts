@@ -3,8 +3,9 @@
 // Typed RPC methods serve the Worker; `fetch` only accepts WebSocket upgrades the Worker has
 // already authorized. Refusals cross RPC as values (HubRefusal), never as thrown errors.
 import { DurableObject } from "cloudflare:workers";
-import type { Env } from "../worker/env";
-import { readConfig } from "../worker/lib/config";
+// The hub reads only configuration vars; typing its env as the Worker's Env would make a cycle
+// (worker/env.ts names this class for its namespace binding).
+import { readConfig, type ConfigVars } from "../worker/lib/config";
 import {
   HUB_ATTACHMENT_HEADER,
   HUB_MESH_HEADER,
@@ -35,13 +36,13 @@ async function sha256Hex(bytes: Uint8Array): Promise<string> {
   return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-export class MeshHub extends DurableObject<Env> {
+export class MeshHub extends DurableObject<ConfigVars> {
   readonly #snapshots: SnapshotLedger;
   readonly #control: ControlStore;
   readonly #push: PushHub;
   #mesh: string | null = null;
 
-  constructor(ctx: DurableObjectState, env: Env) {
+  constructor(ctx: DurableObjectState, env: ConfigVars) {
     super(ctx, env);
     const config = readConfig(env);
     this.#snapshots = new SnapshotLedger(ctx.storage.sql);

@@ -15,7 +15,7 @@ import {
   type SessionClaims,
   type SigningKeys,
 } from "./lib/session-token";
-import { isSessionLive } from "./storage/sessions";
+import { isSessionLive } from "./identity/sessions";
 
 /** Validates the :mesh route parameter (pattern, then checksum policy) before anything else. */
 export const withMesh: Handler = async (request, env) => {

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { reconcileMesh as reconcileIndex } from "../../worker/storage/reconcile";
+import { reconcileMesh as reconcileIndex } from "../../worker/operations/reconcile";
 import { adminEnv, asAdmin, bootstrapRoot, call, changeName, listFiles, putFile, uniqueMesh } from "./admin-support";
 
 const target = adminEnv();

@@ -4,7 +4,7 @@ import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:
 import { SignJWT } from "jose";
 import worker from "../../worker/index";
 import type { Env } from "../../worker/env";
-import { createApiKey, type KeyAccess } from "../../worker/storage/api-keys";
+import { createApiKey, type KeyAccess } from "../../worker/identity/api-keys";
 import { signingKeysFrom } from "../../worker/lib/session-token";
 import { base64UrlEncode } from "../../worker/lib/secrets";
 

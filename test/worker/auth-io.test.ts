@@ -8,7 +8,7 @@ import type { Env } from "../../worker/env";
 import type { Access, Principal } from "../../worker/request-context";
 import { authorizeMesh, meshBearerToken } from "../../worker/auth";
 import { HttpError } from "../../worker/lib/errors";
-import { insertSessionStatement } from "../../worker/storage/sessions";
+import { insertSessionStatement } from "../../worker/identity/sessions";
 import {
   MESH_SECRET,
   OLD_SIGNING_KEY,

@@ -6,8 +6,8 @@ import type { MeshRequest } from "../../worker/request-context";
 import { requireAdmin } from "../../worker/auth";
 import { HttpError } from "../../worker/lib/errors";
 import { constantTimeEqual, sha256Hex } from "../../worker/lib/secrets";
-import { createApiKey, findLiveApiKey, getApiKey, listApiKeys, revokeApiKey } from "../../worker/storage/api-keys";
-import { deleteExpiredSessions, findSession, insertSessionStatement, listSessions, revokeSession } from "../../worker/storage/sessions";
+import { createApiKey, findLiveApiKey, getApiKey, listApiKeys, revokeApiKey } from "../../worker/identity/api-keys";
+import { deleteExpiredSessions, findSession, insertSessionStatement, listSessions, revokeSession } from "../../worker/identity/sessions";
 import { ADMIN_TOKEN, authEnv, bearer, call, mintSession, newKey, sessionFor, uniqueMesh } from "./auth-fixtures";
 
 function adminVerdict(headers: Record<string, string>, vars = {}): HttpError | null {

@@ -1,6 +1,6 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { deleteStaleRateLimits, hitRateLimit } from "../../worker/storage/rate-limit";
+import { deleteStaleRateLimits, hitRateLimit } from "../../worker/identity/rate-limit";
 import { authEnv, bearer, call, newKey, uniqueIp, uniqueMesh } from "./auth-fixtures";
 
 const mint = (apiKey: string, ip: string, vars = {}) =>

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { getApiKey, revokeApiKey } from "../../worker/storage/api-keys";
-import { findSession } from "../../worker/storage/sessions";
+import { getApiKey, revokeApiKey } from "../../worker/identity/api-keys";
+import { findSession } from "../../worker/identity/sessions";
 import {
   authEnv,
   bearer,

@@ -2,8 +2,8 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { Env } from "../../worker/env";
-import { revokeApiKey } from "../../worker/storage/api-keys";
-import { revokeSession } from "../../worker/storage/sessions";
+import { revokeApiKey } from "../../worker/identity/api-keys";
+import { revokeSession } from "../../worker/identity/sessions";
 import { authEnv, bearer, call, mintSession, newKey, sessionFor, uniqueMesh } from "./auth-fixtures";
 
 async function openSocket(target: Env, mesh: string, token: string) {

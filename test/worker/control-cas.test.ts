@@ -2,8 +2,8 @@
 // real /file route (PROTOCOL.md section 3), with the real hub, D1 and R2 bindings.
 import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { putControlObject } from "../../worker/storage/control-objects";
-import { putSnapshot } from "../../worker/storage/snapshots";
+import { putControlObject } from "../../worker/objects/control-objects";
+import { putSnapshot } from "../../worker/objects/snapshots";
 
 const IO = "http://meshbox.test/sync/io";
 const ROOT = "/MyApp";

@@ -3,8 +3,8 @@
 import { env, evictDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { Env } from "../../worker/env";
-import { putControlObject, readControlObject } from "../../worker/storage/control-objects";
-import { putSnapshot } from "../../worker/storage/snapshots";
+import { putControlObject, readControlObject } from "../../worker/objects/control-objects";
+import { putSnapshot } from "../../worker/objects/snapshots";
 
 const newMesh = () => `faults-${crypto.randomUUID()}`;
 const enc = new TextEncoder();

@@ -1,7 +1,7 @@
 // Fault tests: a real D1 binding wrapped to fail once, or R2 left behind by a failed write.
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import * as files from "../../worker/storage/files";
+import * as files from "../../worker/objects/files";
 import { HttpError } from "../../worker/lib/errors";
 import { changeName, getFile, listNames, newMesh, putFile, r2Keys, textOf } from "./io-support";
 

@@ -1,6 +1,6 @@
 import { createExecutionContext, env, SELF, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import * as files from "../../worker/storage/files";
+import * as files from "../../worker/objects/files";
 import { bytes, changeName, textOf, chunked, randomBytes, deleteFile, getFile, indexRows, ioUrl, listNames, newMesh, post, putFile, r2Keys } from "./io-support";
 
 describe("GET /sync/io/:mesh/health", () => {

@@ -3,8 +3,8 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import worker from "../../worker/index";
 import type { Env } from "../../worker/env";
 import type { MaintenanceReport } from "../../worker/routes/maintenance";
-import { markEvicted } from "../../worker/storage/maintenance";
-import { readEvictionRecord } from "../../worker/storage/eviction";
+import { markEvicted } from "../../worker/operations/maintenance";
+import { readEvictionRecord } from "../../worker/objects/eviction";
 import { adminEnv, asAdmin, bootstrapRoot, call, changeName, listFiles, putFile, uniqueMesh } from "./admin-support";
 
 const DAY = 86_400_000;

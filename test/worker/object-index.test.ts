@@ -10,8 +10,8 @@ import {
   subtreeRange,
   tombstoneEntries,
   upsertEntry,
-} from "../../worker/storage/object-index";
-import type { ObjectEntry } from "../../worker/storage/object-types";
+} from "../../worker/objects/object-index";
+import type { ObjectEntry } from "../../worker/objects/object-types";
 
 const mesh = () => `idx-${crypto.randomUUID()}`;
 

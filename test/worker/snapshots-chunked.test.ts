@@ -6,7 +6,7 @@ import worker from "../../worker/index";
 import type { Env } from "../../worker/env";
 import { meshHub } from "../../worker/hub-client";
 import { objectKey } from "../../worker/lib/paths";
-import { PART_BYTES, putSnapshot } from "../../worker/storage/snapshots";
+import { PART_BYTES, putSnapshot } from "../../worker/objects/snapshots";
 import { chunked, getFile, indexRows, ioUrl, newMesh, post, putFile, r2Keys, randomBytes } from "./io-support";
 
 const MiB = 1024 * 1024;

@@ -5,7 +5,7 @@ import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { meshHub } from "../../worker/hub-client";
 import { objectKey } from "../../worker/lib/paths";
-import { assertSnapshotsDeletable, forgetSnapshots } from "../../worker/storage/snapshots";
+import { assertSnapshotsDeletable, forgetSnapshots } from "../../worker/objects/snapshots";
 import { changeName, deleteFile, getFile, listNames, newMesh, putFile, textOf } from "./io-support";
 
 const ROOT = "/MyApp";

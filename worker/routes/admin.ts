@@ -8,11 +8,11 @@ import { readBodyWithin, readJsonObject } from "../lib/body";
 import { normalizePath } from "../lib/paths";
 import { issueChecksummedMeshId } from "../lib/mesh-id";
 import { meshHub } from "../hub-client";
-import { createApiKey, listApiKeys, revokeApiKey } from "../storage/api-keys";
-import { listSessions as listSessionRecords, revokeSession as revokeSessionRecord } from "../storage/sessions";
-import { readMeshStats } from "../storage/mesh-stats";
-import { DEFAULT_WIPE_BUDGET_MS, DEFAULT_WIPE_MAX_PAGES, deleteMeshUsage, wipeMeshData } from "../storage/mesh-wipe";
-import { ADMIN_RECONCILE_BUDGET_MS, ADMIN_RECONCILE_MAX_PAGES, reconcileMesh as reconcileMeshIndex } from "../storage/reconcile";
+import { createApiKey, listApiKeys, revokeApiKey } from "../identity/api-keys";
+import { listSessions as listSessionRecords, revokeSession as revokeSessionRecord } from "../identity/sessions";
+import { readMeshStats } from "../operations/mesh-stats";
+import { DEFAULT_WIPE_BUDGET_MS, DEFAULT_WIPE_MAX_PAGES, deleteMeshUsage, wipeMeshData } from "../operations/mesh-wipe";
+import { ADMIN_RECONCILE_BUDGET_MS, ADMIN_RECONCILE_MAX_PAGES, reconcileMesh as reconcileMeshIndex } from "../operations/reconcile";
 import { runMaintenance } from "./maintenance";
 
 const json = (body: unknown, status = 200): Response =>

@@ -8,10 +8,10 @@ import { readJsonObject } from "../lib/body";
 import { isValidMeshPattern, meshPatternWithin } from "../lib/mesh-id";
 import { signSessionToken, type Scope, type SigningKeys } from "../lib/session-token";
 import { bearerToken, sessionSigningKeys, unauthorized, verifySession } from "../auth";
-import { findLiveApiKey, touchApiKeyStatement, type ApiKeyRecord } from "../storage/api-keys";
-import { insertSessionStatement, revokeSession } from "../storage/sessions";
-import { enforceRateLimit } from "../storage/rate-limit";
-import { orUnavailable } from "../storage/unavailable";
+import { findLiveApiKey, touchApiKeyStatement, type ApiKeyRecord } from "../identity/api-keys";
+import { insertSessionStatement, revokeSession } from "../identity/sessions";
+import { enforceRateLimit } from "../identity/rate-limit";
+import { orUnavailable } from "../lib/unavailable";
 
 const RATE_WINDOW_MS = 60_000;
 const MAX_SUBJECT_LENGTH = 200;

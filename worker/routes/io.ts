@@ -5,9 +5,9 @@ import { HttpError, badRequest } from "../lib/errors";
 import { readConfig } from "../lib/config";
 import { readJsonObject } from "../lib/body";
 import { normalizeFilePath, normalizePath } from "../lib/paths";
-import { toFileInfo, type Precondition } from "../storage/object-types";
-import * as files from "../storage/files";
-import { touchRead } from "../storage/usage";
+import { toFileInfo, type Precondition } from "../objects/object-types";
+import * as files from "../objects/files";
+import { touchRead } from "../objects/usage";
 
 const JSON_HEADERS = { "Content-Type": "application/json" };
 

@@ -6,12 +6,12 @@
 import type { Env } from "../env";
 import { readConfig } from "../lib/config";
 import { meshHub } from "../hub-client";
-import { deleteExpiredSessions } from "../storage/sessions";
-import { deleteStaleRateLimits } from "../storage/rate-limit";
-import { purgeExpiredTombstones } from "../storage/files";
-import { findIdleMeshes, markEvicted, sampleMeshes } from "../storage/maintenance";
-import { listMeshRoots, wipeMeshData } from "../storage/mesh-wipe";
-import { reconcileMesh, type ReconcileReport } from "../storage/reconcile";
+import { deleteExpiredSessions } from "../identity/sessions";
+import { deleteStaleRateLimits } from "../identity/rate-limit";
+import { purgeExpiredTombstones } from "../objects/files";
+import { findIdleMeshes, markEvicted, sampleMeshes } from "../operations/maintenance";
+import { listMeshRoots, wipeMeshData } from "../operations/mesh-wipe";
+import { reconcileMesh, type ReconcileReport } from "../operations/reconcile";
 
 const DAY_MS = 86_400_000;
 /** Idle meshes evicted per run; the rest wait for the next run (every 5 minutes). */

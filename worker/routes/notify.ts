@@ -2,7 +2,7 @@
 // then handed to the mesh's hub, which holds the hibernatable socket.
 import type { Handler } from "../request-context";
 import { HttpError } from "../lib/errors";
-import { openPushSocket, pushHealth } from "../storage/push";
+import { openPushSocket, pushHealth } from "../objects/push";
 
 export const upgrade: Handler = (request, env) => {
   if ((request.headers.get("Upgrade") ?? "").toLowerCase() !== "websocket") {

@@ -3,7 +3,7 @@ import type { Handler } from "../request-context";
 import { HttpError, badRequest } from "../lib/errors";
 import { readConfig } from "../lib/config";
 import { readBodyWithin } from "../lib/body";
-import { putRecoveryWrapper, readRecoveryWrapper } from "../storage/recovery";
+import { putRecoveryWrapper, readRecoveryWrapper } from "../objects/recovery";
 
 const LOCATOR = /^[A-Za-z0-9_-]{43}$/;
 

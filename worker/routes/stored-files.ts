@@ -5,8 +5,8 @@ import { HttpError, badRequest } from "../lib/errors";
 import { readConfig } from "../lib/config";
 import { readJsonObject } from "../lib/body";
 import { normalizeFilePath } from "../lib/paths";
-import * as stored from "../storage/stored-files";
-import { touchRead } from "../storage/usage";
+import * as stored from "../objects/stored-files";
+import { touchRead } from "../objects/usage";
 
 const MAX_HEADER_CHARS = 1024;
 const SEAL_GUARD = /^[0-9a-fA-F]{64}$/;

@@ -5,7 +5,7 @@ import { badRequest } from "../lib/errors";
 import { isValidMeshPattern } from "../lib/mesh-id";
 import { constantTimeEqual, randomBase64Url, randomHex, sha256Hex } from "../lib/secrets";
 import { closeSessionSockets, revokeSessionsOfKeyStatement, sessionsRevokedBy } from "./sessions";
-import { orUnavailable } from "./unavailable";
+import { orUnavailable } from "../lib/unavailable";
 
 const STORE = "Key storage";
 

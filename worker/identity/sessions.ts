@@ -3,7 +3,7 @@
 // expiry cleanup.
 import type { Env } from "../env";
 import { HttpError } from "../lib/errors";
-import { orUnavailable } from "./unavailable";
+import { orUnavailable } from "../lib/unavailable";
 import { exactMeshOf, isValidMeshPattern, meshPatternsOverlap } from "../lib/mesh-id";
 
 export type SessionScope = "full" | "readonly";

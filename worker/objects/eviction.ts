@@ -4,7 +4,6 @@
 // GET route asks here when an object is absent.
 import type { Env } from "../env";
 import { nameOf, parentOf } from "../lib/paths";
-import { parseRoots } from "./mesh-stats";
 
 export const EVICTION_RECORD_NAME = "evicted.json";
 
@@ -47,4 +46,15 @@ export async function findEvictionRecord(db: D1Database, meshId: string, path: s
 export async function readEvictionRecord(env: Env, meshId: string, path: string): Promise<Uint8Array | null> {
   const record = await findEvictionRecord(env.DB, meshId, path);
   return record === null ? null : new TextEncoder().encode(JSON.stringify(record, null, 2));
+}
+
+/** Parses mesh_usage.evicted_roots; a malformed value reads as no roots rather than failing stats. */
+export function parseRoots(raw: string | null): string[] {
+  if (raw === null) return [];
+  try {
+    const value: unknown = JSON.parse(raw);
+    return Array.isArray(value) ? value.filter((v): v is string => typeof v === "string") : [];
+  } catch {
+    return [];
+  }
 }

@@ -3,7 +3,7 @@
 // Workers rate-limiting binding is cheaper but per-location and approximate, and auth endpoints
 // are rare enough for D1.
 import { HttpError } from "../lib/errors";
-import { orUnavailable } from "./unavailable";
+import { orUnavailable } from "../lib/unavailable";
 
 export interface RateVerdict {
   allowed: boolean;

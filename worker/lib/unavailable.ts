@@ -1,6 +1,6 @@
 // D1 trouble in auth storage is the server's, not the client's: it becomes 503 (retry), never a
 // 500, and the driver's message (which may quote a statement) never reaches the client.
-import { HttpError } from "../lib/errors";
+import { HttpError } from "./errors";
 
 export async function orUnavailable<T>(what: string, work: () => Promise<T>): Promise<T> {
   try {

@@ -10,10 +10,10 @@
 // - a drifted row is updated only if it still holds the etag we compared.
 import type { Env } from "../env";
 import { isControlClass, nameOf, parentOf } from "../lib/paths";
-import type { ObjectEntry } from "./object-types";
-import { listControlObjects } from "./control-objects";
-import { upsertStatement } from "./object-index";
-import { entryFromR2 } from "./r2-objects";
+import type { ObjectEntry } from "../objects/object-types";
+import { listControlObjects } from "../objects/control-objects";
+import { upsertStatement } from "../objects/object-index";
+import { entryFromR2 } from "../objects/r2-objects";
 
 export interface ReconcileBudget {
   /** Epoch ms after which no further R2 page is started. */

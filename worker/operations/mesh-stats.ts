@@ -1,5 +1,6 @@
 // What the D1 side knows about one mesh, for the admin stats route: the live index (every object,
 // control objects included) and the usage row (stored files, last write/read, eviction).
+import { parseRoots } from "../objects/eviction";
 
 export interface MeshStorageStats {
   /** Live index rows (R2 bodies and hub control objects). */
@@ -31,16 +32,6 @@ interface UsageRow {
   evicted_roots: string | null;
 }
 
-/** Parses mesh_usage.evicted_roots; a malformed value reads as no roots rather than failing stats. */
-export function parseRoots(raw: string | null): string[] {
-  if (raw === null) return [];
-  try {
-    const value: unknown = JSON.parse(raw);
-    return Array.isArray(value) ? value.filter((v): v is string => typeof v === "string") : [];
-  } catch {
-    return [];
-  }
-}
 
 export async function readMeshStats(db: D1Database, meshId: string): Promise<MeshStorageStats> {
   const [totals, usage] = await db.batch<IndexTotals | UsageRow>([
