@@ -13,6 +13,7 @@ import type {
   HubResult,
 } from "./hub-api";
 import { generationOf, nameOf, normalizePath, parentOf } from "../worker/lib/paths";
+import { MAX_HLC_CHARS, isSaneHlc } from "../worker/lib/hlc";
 import { nextCounter, readCounter } from "./hub-schema";
 import { failedPrecondition, refuse } from "./preconditions";
 import type { SnapshotLedger } from "./snapshot-ledger";
@@ -167,11 +168,18 @@ export class ControlStore {
 
   #writeHead(input: ControlWriteInput, existing: ControlRow | null): HubResult<ControlWrite> {
     const hlc = parseJsonObject(input.body)?.latestHlc;
-    if (typeof hlc !== "string") return refuse("bad_request", "head.json must be a JSON object with a string latestHlc.");
+    if (!isSaneHlc(hlc)) {
+      return refuse(
+        "invalid_body",
+        `head.json must be a JSON object whose latestHlc is a string of 1 to ${MAX_HLC_CHARS} printable ASCII characters.`,
+      );
+    }
     if (existing) {
       const stored = parseJsonObject(existing.body)?.latestHlc;
-      // Equal or lower: "head is at least mine" already holds, so the writer is told 200.
-      if (typeof stored === "string" && compareBytes(hlc, stored) <= 0) return this.#unchanged(existing);
+      // Equal or lower: "head is at least mine" already holds, so the writer is told 200. A stored
+      // value of no sane shape (written before this check existed) loses to any real one, so a
+      // head frozen by it thaws on the next flush.
+      if (isSaneHlc(stored) && compareBytes(hlc, stored) <= 0) return this.#unchanged(existing);
     }
     return this.#store(input, existing, null, null);
   }

@@ -30,7 +30,7 @@ export interface HubPrecondition {
  */
 export interface HubRefusal {
   ok: false;
-  code: "conflict" | "precondition_failed" | "bad_request" | "not_found";
+  code: "conflict" | "precondition_failed" | "bad_request" | "invalid_body" | "not_found";
   message: string;
 }
 
