@@ -1,10 +1,11 @@
 // Protocol fidelity (issue 9): what every Interocitor client version sends is accepted with the
 // protocol's answers, and what no client sends is refused. Each test names the client behaviour it
 // protects. Real local R2, D1 and Durable Objects throughout.
-import { createExecutionContext, env, SELF, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, env, runInDurableObject, SELF, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import worker from "../../worker/index";
 import type { Env } from "../../worker/env";
+import type { MeshHub } from "../../durable-objects/mesh-hub";
 import { HttpError, type ErrorCode } from "../../worker/lib/errors";
 import { bytes, deleteFile, getFile, ioUrl, newMesh, post, putFile, textOf } from "./io-support";
 
@@ -138,6 +139,19 @@ describe("PUT changes/head.json bodies", () => {
     expect((await putFile(mesh, path, '{"latestHlc":"\\uffff"}')).status).toBe(400);
     expect((await getFile(mesh, path)).status).toBe(404);
     expect((await post(mesh, "metadata", { path })).status).toBe(404);
+  });
+
+  it("thaws a head.json frozen before this check existed: a stored value of no sane shape loses to the next real flush", async () => {
+    const mesh = newMesh();
+    const path = `${ROOT}/changes/head.json`;
+    expect((await putFile(mesh, path, head("000001795315560-0001-devA"))).status).toBe(201);
+    // What an older meshbox stored for {"latestHlc":"\uffff"}: above every real HLC bytewise.
+    const hub = env.MESH_HUB.get(env.MESH_HUB.idFromName(mesh));
+    await runInDurableObject(hub, (_instance: MeshHub, state) => {
+      state.storage.sql.exec("UPDATE control SET body = ? WHERE path = ?", bytes('{"latestHlc":"\uffff"}'), path);
+    });
+    expect((await putFile(mesh, path, head("000001795315561-0000-devB"))).status).toBe(204);
+    expect(await textOf(await getFile(mesh, path))).toBe(head("000001795315561-0000-devB"));
   });
 
   it("accepts the HLC of every client version, up to 1,024 printable ASCII characters, so every client's flush can advance head", async () => {
