@@ -431,7 +431,7 @@ describe("fuzzed changes/head.json bodies", () => {
         checkAnswer(answer, true, `PUT head.json ${typeof sent === "string" ? sent.slice(0, 80) : "bytes"}`);
         let parsed: unknown;
         try {
-          parsed = JSON.parse(typeof sent === "string" ? sent : new TextDecoder("utf-8", { fatal: true }).decode(sent));
+          parsed = JSON.parse(typeof sent === "string" ? sent : new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(sent));
         } catch {
           parsed = undefined;
         }
