@@ -9,11 +9,15 @@ import { readConfig, type ConfigVars } from "../worker/lib/config";
 import {
   HUB_ATTACHMENT_HEADER,
   HUB_MESH_HEADER,
+  type ArchivedControl,
+  type ArchivedRoot,
+  type ArchivedSnapshot,
   type ControlBody,
   type ControlClass,
   type ControlDeletion,
   type ControlRecord,
   type ControlWrite,
+  type HubArchive,
   type HubDeletePrecondition,
   type HubHealth,
   type HubPrecondition,
@@ -223,6 +227,42 @@ export class MeshHub extends DurableObject<ConfigVars> {
 
   stats(): HubStats {
     return { connected: this.#push.connected(), seq: this.#push.seq(), ...this.#control.stats() };
+  }
+
+  /** The committed state in one atomic read, for an export (candidates and leases left out). */
+  exportState(): HubArchive {
+    return this.ctx.storage.transactionSync(() => ({ ...this.#control.exportCommitted(), ...this.#snapshots.exportCommitted() }));
+  }
+
+  /** True when the hub holds nothing an import could collide with. */
+  isEmpty(): boolean {
+    return this.#control.isEmpty() && this.#snapshots.isEmpty();
+  }
+
+  /**
+   * Installs an archive's committed state into this hub, which must be empty (409 otherwise): the
+   * same bytes, the same committed generations and snapshots, so the write rules (immutable
+   * generations, pointer CAS, write-once snapshots) hold exactly as before. All or nothing.
+   */
+  async installState(
+    mesh: string,
+    control: ArchivedControl[],
+    roots: ArchivedRoot[],
+    snapshots: ArchivedSnapshot[],
+  ): Promise<HubResult<{ records: ControlRecord[] }>> {
+    for (const item of control) {
+      if ((await sha256Hex(item.body)) !== item.sha256) {
+        return { ok: false, code: "bad_request", message: `The bytes of ${item.path} do not match their SHA-256.` };
+      }
+    }
+    this.#remember(mesh);
+    return this.ctx.storage.transactionSync(() => {
+      if (!this.isEmpty()) return { ok: false as const, code: "conflict" as const, message: "The mesh's hub is not empty." };
+      // install() validates everything before its first insert, so a refusal leaves nothing behind.
+      const installed = this.#control.install(control, roots, Date.now());
+      if (installed.ok) this.#snapshots.install(snapshots);
+      return installed;
+    });
   }
 
   /** Deletes every bit of hub state and closes the mesh's sockets (4403: the mesh is gone). */
