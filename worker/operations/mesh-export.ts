@@ -110,17 +110,18 @@ class ArchiveWriter {
   }
 }
 
-/** R2 paths under m/<mesh>/ that the index holds as deleted (change files in their grace). */
-async function tombstonedAmong(db: D1Database, meshId: string, paths: readonly string[]): Promise<Set<string>> {
-  if (paths.length === 0) return new Set();
+/**
+ * What the index says about a page of R2 paths: tombstoned ones (change files in their deletion
+ * window) are not exported, and a live row's modified time is the one listings show (a snapshot's
+ * is when its upload finished, later than the R2 metadata's).
+ */
+async function indexRowsAmong(db: D1Database, meshId: string, paths: readonly string[]): Promise<Map<string, { deleted: boolean; modifiedAt: number }>> {
+  if (paths.length === 0) return new Map();
   const { results } = await db
-    .prepare(
-      `SELECT path FROM objects WHERE mesh = ?1 AND deleted_at IS NOT NULL
-       AND path IN (SELECT value FROM json_each(?2))`,
-    )
+    .prepare(`SELECT path, modified_at, deleted_at FROM objects WHERE mesh = ?1 AND path IN (SELECT value FROM json_each(?2))`)
     .bind(meshId, JSON.stringify(paths))
-    .all<{ path: string }>();
-  return new Set(results.map((r) => r.path));
+    .all<{ path: string; modified_at: number; deleted_at: number | null }>();
+  return new Map(results.map((r) => [r.path, { deleted: r.deleted_at !== null, modifiedAt: r.modified_at }]));
 }
 
 async function writeControl(out: ArchiveWriter, hub: HubArchive): Promise<void> {
@@ -150,9 +151,11 @@ async function writeObjects(env: Env, meshId: string, out: ArchiveWriter, uncomm
   for (;;) {
     const page = await env.BUCKET.list({ prefix, cursor, include: ["customMetadata", "httpMetadata"] });
     const entries = page.objects.map((o) => ({ object: o, entry: entryFromR2(meshId, o) }));
-    const deleted = await tombstonedAmong(env.DB, meshId, entries.map((e) => e.entry.path));
+    const rows = await indexRowsAmong(env.DB, meshId, entries.map((e) => e.entry.path));
     for (const { object, entry } of entries) {
-      if (deleted.has(entry.path)) continue;
+      const row = rows.get(entry.path);
+      if (row?.deleted === true) continue;
+      const modifiedAt = row?.modifiedAt ?? entry.modifiedAt;
       // Candidate or deleted snapshots are not part of the committed state.
       if (entry.cls === "snapshot" && uncommitted.has(entry.path)) continue;
       const body = await env.BUCKET.get(object.key);
@@ -161,10 +164,10 @@ async function writeObjects(env: Env, meshId: string, out: ArchiveWriter, uncomm
         {
           name: entryName(OBJECT_PREFIX, entry.path),
           size: body.size,
-          mtime: entry.modifiedAt / 1000,
+          mtime: modifiedAt / 1000,
           records: {
             [REC.cls]: classifyPath(entry.path),
-            [REC.modified]: String(entry.modifiedAt),
+            [REC.modified]: String(modifiedAt),
             [REC.contentType]: body.httpMetadata?.contentType ?? "application/octet-stream",
             [REC.etag]: body.httpEtag,
           },

@@ -298,6 +298,7 @@ async function putBody(bucket: R2Bucket, key: string, size: number, body: Instal
   // A put that fails early must not leave the feeding loop waiting on backpressure forever.
   put.catch(() => undefined);
   const writer = fixed.writable.getWriter();
+  writer.closed.catch(() => undefined);
   try {
     for await (const chunk of body) await writer.write(chunk);
     await writer.close();
