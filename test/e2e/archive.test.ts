@@ -1,6 +1,7 @@
 // Backup and restore as an operator does it: devices sync and compact, the mesh is exported with
 // the CLI, wiped, imported back, and the devices carry on against the restored mesh without
 // re-bootstrapping, while a new device joins from the restored snapshot.
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -83,6 +84,12 @@ describe("mesh export, wipe and import (device simulator)", () => {
     const exported = cliIo();
     expect(await exportMesh([mesh, "-o", file], exported.io)).toBe(0);
     expect(exported.out()).toMatch(new RegExp(`^exported ${mesh}: \\d+ objects, .+ to ${file.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\n$`));
+
+    // Portable: a stock tar lists it, full paths from the pax headers.
+    const listed = execFileSync("tar", ["-tf", file], { encoding: "utf8" }).split("\n");
+    expect(listed).toContain("control/MyApp/manifest.json");
+    expect(listed).toContain(`objects${compacted.ok ? compacted.snapshotPath : ""}`);
+    expect(listed[0]).toBe("meshbox-archive.json");
 
     const wiped = await admin("DELETE", `meshes/${mesh}`);
     expect(wiped.status).toBe(200);
