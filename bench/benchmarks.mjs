@@ -226,6 +226,12 @@ export async function archiveRoundTrip({ base, sim, runs, log, workerPid }) {
   const importRate = [];
   const exportPeak = [];
   const importPeak = [];
+  const exportBefore = [];
+  const importBefore = [];
+  const now = () => {
+    const s = sampleRss(pids);
+    return s.stop();
+  };
   try {
     for (let run = 0; run < runs; run++) {
       const mesh = newMesh("archive");
@@ -238,6 +244,7 @@ export async function archiveRoundTrip({ base, sim, runs, log, workerPid }) {
       await mustOk(await d.putFile(d.path("manifest.json"), JSON.stringify({ currentGeneration: 2, file: "manifest-2.json" })), "pointer PUT");
       const file = path.join(dir, `${mesh}.tar`);
 
+      exportBefore.push(now());
       const out = sampleRss(pids);
       const exported = await timed(async () => {
         const res = await fetch(`${base}/admin/meshes/${mesh}/export`, { headers: auth });
@@ -249,6 +256,7 @@ export async function archiveRoundTrip({ base, sim, runs, log, workerPid }) {
       exportRate.push(bytes / MiB / (exported.ms / 1000));
 
       const target = newMesh("restore");
+      importBefore.push(now());
       const into = sampleRss(pids);
       const imported = await timed(async () => {
         const res = await fetch(`${base}/admin/meshes/${target}/import`, {
@@ -268,11 +276,15 @@ export async function archiveRoundTrip({ base, sim, runs, log, workerPid }) {
     rmSync(dir, { recursive: true, force: true });
   }
   const rss = (peaks) => (pids.length > 0 ? median(peaks) / 1024 : null);
-  const note = pids.length > 0 ? `VmRSS of ${pids.length} workerd process(es) every 25 ms` : "workerd process not found under /proc";
+  const growth = (peaks, before) => median(peaks.map((p, i) => p - before[i])) / 1024;
+  const note = (peaks, before) =>
+    pids.length > 0
+      ? `+${growth(peaks, before).toFixed(0)} MiB over the RSS just before (median); VmRSS of ${pids.length} workerd process(es) every 25 ms`
+      : "workerd process not found under /proc";
   return [
     { name: "mesh export, 100 MiB snapshot", unit: "MiB/s", runs, median: median(exportRate), p95: null, note: "GET .../export streamed to a file", raw: exportRate },
-    { name: "workerd peak RSS during the export", unit: "MiB", runs, median: rss(exportPeak), p95: null, note, raw: exportPeak.map((k) => k / 1024) },
+    { name: "workerd peak RSS during the export", unit: "MiB", runs, median: rss(exportPeak), p95: null, note: note(exportPeak, exportBefore), raw: exportPeak.map((k) => k / 1024) },
     { name: "mesh import, 100 MiB snapshot", unit: "MiB/s", runs, median: median(importRate), p95: null, note: "POST .../import streamed from a file", raw: importRate },
-    { name: "workerd peak RSS during the import", unit: "MiB", runs, median: rss(importPeak), p95: null, note, raw: importPeak.map((k) => k / 1024) },
+    { name: "workerd peak RSS during the import", unit: "MiB", runs, median: rss(importPeak), p95: null, note: note(importPeak, importBefore), raw: importPeak.map((k) => k / 1024) },
   ];
 }
