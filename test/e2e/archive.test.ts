@@ -130,14 +130,23 @@ describe("mesh export, wipe and import (device simulator)", () => {
     d.write({ k: "v" });
     await d.flush();
     const file = path.join(dir, `${mesh}.tar`);
-    expect(await exportMesh([mesh, "-o", file], cliIo().io)).toBe(0);
+    // Through the installed entry point, as an operator runs it.
+    const cli = path.join(import.meta.dirname, "..", "..", "scripts", "meshbox-cli.mjs");
+    const printed = execFileSync(process.execPath, [cli, "mesh", "export", mesh, "-o", file], {
+      encoding: "utf8",
+      env: { ...process.env, MESHBOX_URL: worker.base, MESHBOX_ADMIN_TOKEN: ADMIN_TOKEN },
+    });
+    expect(printed).toMatch(new RegExp(`^exported ${mesh}: \\d+ objects, `));
 
     const busy = cliIo();
     expect(await importMesh([mesh, "-i", file], busy.io)).toBe(1);
     expect(busy.err()).toBe(`meshbox mesh: HTTP 409 conflict: The mesh ${mesh} is not empty; wipe it first, or import with ?replace=1 (CLI --replace).\n`);
     const replaced = cliIo();
+    replaced.io.isTTY = true;
     expect(await importMesh([mesh, "-i", file, "--replace"], replaced.io)).toBe(0);
     expect(replaced.out()).toContain("(replaced)");
+    // On a TTY the progress line is redrawn on stderr: objects, bytes, rate.
+    expect(replaced.err()).toMatch(new RegExp(`\\r\\x1b\\[2Kimport ${mesh}: \\d+ objects, [0-9.]+ (B|KiB|MiB), [0-9.]+ MiB/s\\n$`));
 
     const target = `mesh_${crypto.randomUUID()}`;
     const bytes = readFileSync(file);
