@@ -35,6 +35,9 @@ import { ControlStore } from "./control-store";
 import { SnapshotLedger } from "./snapshot-ledger";
 import { PushHub, closeQuietly } from "./push";
 
+/** Meta key of the running import's claim (see claimImport). */
+const IMPORT_CLAIM = "import_claim";
+
 async function sha256Hex(bytes: Uint8Array): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
   return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -240,12 +243,41 @@ export class MeshHub extends DurableObject<ConfigVars> {
   }
 
   /**
+   * Claims an empty hub for one import, so two imports into the same mesh cannot interleave (the
+   * loser is told 409 before it writes anything). A claim lapses after `leaseMs`; a wipe drops it.
+   */
+  claimImport(mesh: string, token: string, leaseMs: number): HubResult<Record<never, never>> {
+    this.#remember(mesh);
+    return this.ctx.storage.transactionSync(() => {
+      if (!this.isEmpty()) return { ok: false as const, code: "conflict" as const, message: "The mesh's hub is not empty." };
+      const held = this.#importClaim();
+      if (held !== null && held.token !== token && Date.now() < held.until) {
+        return { ok: false as const, code: "conflict" as const, message: "Another import into this mesh is running; wait for it, or import with --replace." };
+      }
+      writeMeta(this.ctx.storage.sql, IMPORT_CLAIM, JSON.stringify({ token, until: Date.now() + leaseMs }));
+      return { ok: true as const };
+    });
+  }
+
+  #importClaim(): { token: string; until: number } | null {
+    const raw = readMeta(this.ctx.storage.sql, IMPORT_CLAIM);
+    if (typeof raw !== "string") return null;
+    try {
+      const value = JSON.parse(raw) as { token?: unknown; until?: unknown };
+      return typeof value.token === "string" && typeof value.until === "number" ? { token: value.token, until: value.until } : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /**
    * Installs an archive's committed state into this hub, which must be empty (409 otherwise): the
    * same bytes, the same committed generations and snapshots, so the write rules (immutable
    * generations, pointer CAS, write-once snapshots) hold exactly as before. All or nothing.
    */
   async installState(
     mesh: string,
+    token: string,
     control: ArchivedControl[],
     roots: ArchivedRoot[],
     snapshots: ArchivedSnapshot[],
@@ -258,9 +290,15 @@ export class MeshHub extends DurableObject<ConfigVars> {
     this.#remember(mesh);
     return this.ctx.storage.transactionSync(() => {
       if (!this.isEmpty()) return { ok: false as const, code: "conflict" as const, message: "The mesh's hub is not empty." };
+      if (this.#importClaim()?.token !== token) {
+        return { ok: false as const, code: "conflict" as const, message: "This import no longer holds the mesh (another import or a wipe took it over)." };
+      }
       // install() validates everything before its first insert, so a refusal leaves nothing behind.
       const installed = this.#control.install(control, roots, Date.now());
-      if (installed.ok) this.#snapshots.install(snapshots);
+      if (installed.ok) {
+        this.#snapshots.install(snapshots);
+        this.ctx.storage.sql.exec(`DELETE FROM meta WHERE key = ?`, IMPORT_CLAIM);
+      }
       return installed;
     });
   }

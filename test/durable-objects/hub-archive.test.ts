@@ -51,7 +51,8 @@ describe("MeshHub exportState / installState", () => {
     const source = await hubOf(await committedMesh()).exportState();
     const mesh = newMesh();
     const hub = hubOf(mesh);
-    const installed = await hub.installState(mesh, source.control, source.roots, source.snapshots);
+    expect(await hub.claimImport(mesh, "t1", 60_000)).toEqual({ ok: true });
+    const installed = await hub.installState(mesh, "t1", source.control, source.roots, source.snapshots);
     expect(installed.ok).toBe(true);
     expect((await hub.stats()).currentGeneration).toBe(1);
     const immutable = await hub.putControl(mesh, "/App/manifest-1.json", "generation", enc.encode(generation(7)), undefined, 60_000);
@@ -68,7 +69,8 @@ describe("MeshHub exportState / installState", () => {
   it("refuses a non-empty hub, a hash mismatch, a candidate generation and a pointer without its root, leaving nothing", async () => {
     const source = await hubOf(await committedMesh()).exportState();
     const busy = await committedMesh();
-    expect(await hubOf(busy).installState(busy, source.control, source.roots, [])).toEqual({
+    expect(await hubOf(busy).claimImport(busy, "t1", 60_000)).toEqual({ ok: false, code: "conflict", message: "The mesh's hub is not empty." });
+    expect(await hubOf(busy).installState(busy, "t1", source.control, source.roots, [])).toEqual({
       ok: false,
       code: "conflict",
       message: "The mesh's hub is not empty.",
@@ -76,19 +78,30 @@ describe("MeshHub exportState / installState", () => {
 
     const mesh = newMesh();
     const hub = hubOf(mesh);
+    expect(await hub.installState(mesh, "unclaimed", source.control, source.roots, [])).toEqual({
+      ok: false,
+      code: "conflict",
+      message: "This import no longer holds the mesh (another import or a wipe took it over).",
+    });
+    expect(await hub.claimImport(mesh, "t1", 60_000)).toEqual({ ok: true });
+    expect(await hub.claimImport(mesh, "t2", 60_000)).toEqual({
+      ok: false,
+      code: "conflict",
+      message: "Another import into this mesh is running; wait for it, or import with --replace.",
+    });
     const tampered = source.control.map((c) => (c.cls === "head" ? { ...c, body: enc.encode("{}") } : c));
-    expect(await hub.installState(mesh, tampered, source.roots, [])).toEqual({
+    expect(await hub.installState(mesh, "t1", tampered, source.roots, [])).toEqual({
       ok: false,
       code: "bad_request",
       message: "The bytes of /App/changes/head.json do not match their SHA-256.",
     });
     const candidate = [...source.control, await item("/App/manifest-5.json", "generation", generation(5))];
-    expect(await hub.installState(mesh, candidate, source.roots, [])).toEqual({
+    expect(await hub.installState(mesh, "t1", candidate, source.roots, [])).toEqual({
       ok: false,
       code: "bad_request",
       message: "/App/manifest-5.json is a generation candidate; an archive holds only committed generations.",
     });
-    expect(await hub.installState(mesh, source.control, [], [])).toEqual({
+    expect(await hub.installState(mesh, "t1", source.control, [], [])).toEqual({
       ok: false,
       code: "bad_request",
       message: "/App/manifest.json does not name a committed generation of its root in this archive.",

@@ -35,6 +35,8 @@ import {
 const BUFFERED_PUT_BYTES = 1024 * 1024;
 /** Control objects travel to the hub in one RPC at publish; DO RPC messages stay under 32 MiB. */
 const MAX_CONTROL_TOTAL = 24 * 1024 * 1024;
+/** How long an import holds the hub's claim; a crashed import's claim lapses (or --replace drops it). */
+const IMPORT_CLAIM_MS = 60 * 60_000;
 /** Index and stored-file rows are written in batches of this many as the import goes. */
 const ROW_BATCH = 200;
 
@@ -113,6 +115,8 @@ export class MeshInstaller {
   readonly #snapshotEtags = new Map<string, { etag: string; size: number }>();
   readonly summary: InstallSummary;
   #began = false;
+  /** This import's claim on the hub. */
+  readonly #token = crypto.randomUUID();
 
   constructor(env: Env, meshId: string) {
     this.#env = env;
@@ -120,14 +124,24 @@ export class MeshInstaller {
     this.summary = { mesh: meshId, controlObjects: 0, objects: 0, storedFiles: 0, bytes: 0 };
   }
 
+  /**
+   * 409 unless the mesh is empty (with `replace`, it is wiped first). The hub then holds a claim
+   * for this import, so a second import into the same mesh is refused before it writes anything.
+   * A failure here leaves the mesh as it was (no rollback needed).
+   */
   async begin(options: { replace: boolean }): Promise<void> {
-    if (await meshHoldsAnything(this.#env, this.#mesh)) {
-      if (!options.replace) {
-        throw conflict(`The mesh ${this.#mesh} is not empty; wipe it first, or import with ?replace=1 (CLI --replace).`);
-      }
+    if (options.replace) await wipeWholeMesh(this.#env, this.#mesh);
+    else if (await meshHoldsAnything(this.#env, this.#mesh)) {
+      throw conflict(`The mesh ${this.#mesh} is not empty; wipe it first, or import with ?replace=1 (CLI --replace).`);
     }
-    // Also clears leftovers an empty-looking mesh can have (tombstones, folder marks, a usage row).
-    await wipeWholeMesh(this.#env, this.#mesh);
+    const claim = await meshHub(this.#env, this.#mesh).claimImport(this.#mesh, this.#token, IMPORT_CLAIM_MS);
+    if (!claim.ok) throw refusalToError(claim);
+    // Leftovers an empty-looking mesh can have (tombstones, folder marks, a usage row) go first.
+    const leftovers = await wipeMeshData(this.#env.BUCKET, this.#env.DB, this.#mesh, {
+      deadline: Date.now() + DEFAULT_WIPE_BUDGET_MS,
+      maxPages: DEFAULT_WIPE_MAX_PAGES,
+    });
+    if (leftovers.complete) await deleteMeshUsage(this.#env.DB, this.#mesh);
     this.#began = true;
   }
 
@@ -237,7 +251,7 @@ export class MeshInstaller {
       if (body === undefined) throw badRequest(`The committed snapshot ${s.path} has no body in the archive.`);
       return { ...s, etag: body.etag, size: body.size };
     });
-    const result = await meshHub(this.#env, this.#mesh).installState(this.#mesh, this.#control, roots, installedSnapshots);
+    const result = await meshHub(this.#env, this.#mesh).installState(this.#mesh, this.#token, this.#control, roots, installedSnapshots);
     if (!result.ok) throw refusalToError(result);
     this.#indexRows.push(...result.records.map(controlEntry));
     await this.#flushIndex();
