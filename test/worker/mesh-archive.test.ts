@@ -184,6 +184,29 @@ describe("GET /sync/admin/meshes/:mesh/export and POST .../import", () => {
     expect(await meshHoldsAnything(env, copy)).toBe(false);
   });
 
+  it("carries a mesh of more than one R2 list page (1,100 change files) across, every listing exact", async () => {
+    const source = uniqueMesh();
+    await bootstrapRoot(target, source, "/Big");
+    const names = Array.from({ length: 1_100 }, (_, i) => changeName(i));
+    for (let i = 0; i < names.length; i += 100) {
+      // Written straight into R2 as the write path stores them; a listing fills the index once.
+      await Promise.all(
+        names.slice(i, i + 100).map((name, j) =>
+          env.BUCKET.put(`m/${source}/Big/changes/${name}`, `change ${i + j}`, {
+            customMetadata: { path: `/Big/changes/${name}`, class: "change", modified: String(1_700_000_000_000 + i + j), write: "seed" },
+          }),
+        ),
+      );
+    }
+    const before = await listFiles(target, source, "/Big/changes");
+    expect(before).toHaveLength(1_100);
+    const copy = uniqueMesh();
+    const res = await importBytes(copy, await exportBytes(source));
+    expect(res.status).toBe(201);
+    expect(await res.json()).toMatchObject({ objects: 1_100, controlObjects: 2 });
+    expect(await listFiles(target, copy, "/Big/changes")).toEqual(before);
+  }, 60_000);
+
   it("answers 404 for exporting a mesh that holds nothing, 405 for other methods, 401 without the admin token", async () => {
     const mesh = uniqueMesh();
     const empty = await call(target, `/admin/meshes/${mesh}/export`, asAdmin());

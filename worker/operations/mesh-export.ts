@@ -116,12 +116,16 @@ class ArchiveWriter {
  * is when its upload finished, later than the R2 metadata's).
  */
 async function indexRowsAmong(db: D1Database, meshId: string, paths: readonly string[]): Promise<Map<string, { deleted: boolean; modifiedAt: number }>> {
-  if (paths.length === 0) return new Map();
-  const { results } = await db
-    .prepare(`SELECT path, modified_at, deleted_at FROM objects WHERE mesh = ?1 AND path IN (SELECT value FROM json_each(?2))`)
-    .bind(meshId, JSON.stringify(paths))
-    .all<{ path: string; modified_at: number; deleted_at: number | null }>();
-  return new Map(results.map((r) => [r.path, { deleted: r.deleted_at !== null, modifiedAt: r.modified_at }]));
+  const out = new Map<string, { deleted: boolean; modifiedAt: number }>();
+  // 200 paths of up to 1 KiB each keep the bound JSON far below D1's value size limit.
+  for (let i = 0; i < paths.length; i += 200) {
+    const { results } = await db
+      .prepare(`SELECT path, modified_at, deleted_at FROM objects WHERE mesh = ?1 AND path IN (SELECT value FROM json_each(?2))`)
+      .bind(meshId, JSON.stringify(paths.slice(i, i + 200)))
+      .all<{ path: string; modified_at: number; deleted_at: number | null }>();
+    for (const r of results) out.set(r.path, { deleted: r.deleted_at !== null, modifiedAt: r.modified_at });
+  }
+  return out;
 }
 
 async function writeControl(out: ArchiveWriter, hub: HubArchive): Promise<void> {
