@@ -86,6 +86,8 @@ export function buildRouter(base: string) {
   r.get("/admin/meshes/:mesh", requireAdmin, withMesh, admin.meshStats);
   r.delete("/admin/meshes/:mesh", requireAdmin, withMesh, admin.wipeMesh);
   r.post("/admin/meshes/:mesh/reconcile", requireAdmin, withMesh, admin.reconcileMesh);
+  r.get("/admin/meshes/:mesh/export", requireAdmin, withMesh, admin.exportMesh);
+  r.post("/admin/meshes/:mesh/import", requireAdmin, withMesh, admin.importMesh);
   r.post("/admin/maintenance", requireAdmin, admin.runMaintenanceNow);
   r.post("/admin/mesh-ids", requireAdmin, admin.issueMeshId);
   r.all("/admin/keys", only("GET", "POST"));
@@ -94,6 +96,8 @@ export function buildRouter(base: string) {
   r.all("/admin/sessions/:jti", only("DELETE"));
   r.all("/admin/meshes/:mesh", only("GET", "DELETE"));
   r.all("/admin/meshes/:mesh/reconcile", only("POST"));
+  r.all("/admin/meshes/:mesh/export", only("GET"));
+  r.all("/admin/meshes/:mesh/import", only("POST"));
   r.all("/admin/maintenance", only("POST"));
   r.all("/admin/mesh-ids", only("POST"));
 
