@@ -214,7 +214,7 @@ describe("GET /sync/admin/meshes/:mesh/export and POST .../import", () => {
     expect(await empty.json()).toEqual({ error: "not_found", message: "no such mesh" });
     const post = await call(target, `/admin/meshes/${mesh}/export`, asAdmin({ method: "POST" }));
     expect(post.status).toBe(405);
-    expect(post.headers.get("Allow")).toBe("GET");
+    expect(post.headers.get("Allow")).toBe("GET, HEAD");
     const get = await call(target, `/admin/meshes/${mesh}/import`, asAdmin());
     expect(get.status).toBe(405);
     expect(get.headers.get("Allow")).toBe("POST");
