@@ -1,9 +1,9 @@
 // meshbox Worker entry: HTTP through the route table, cron through maintenance, and the
 // MeshHub Durable Object class (one per mesh).
 import type { Env } from "./env";
-import type { MeshRequest } from "./request-context";
 import { readConfig } from "./lib/config";
 import { routerFor } from "./router";
+import { routable } from "./pipeline";
 import { runScheduled } from "./routes/maintenance";
 
 export { MeshHub } from "../durable-objects/mesh-hub";
@@ -11,7 +11,7 @@ export { MeshHub } from "../durable-objects/mesh-hub";
 export default {
   async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
     const router = routerFor(readConfig(env).mountPrefix);
-    return router.fetch(request as MeshRequest, env, ctx);
+    return router.fetch(routable(request), env, ctx);
   },
 
   async scheduled(controller: ScheduledController, env: Env, ctx: ExecutionContext): Promise<void> {
