@@ -1,6 +1,7 @@
 // Admin API under /sync/admin/ (requireAdmin: Bearer ADMIN_TOKEN runs first in the route table).
 // JSON in and out; mistakes are HttpErrors. Handlers stay thin: validate, call storage or the
 // hub, shape the answer.
+import type { Env } from "../env";
 import type { Handler } from "../request-context";
 import { badRequest, HttpError, notFound } from "../lib/errors";
 import { DEFAULTS } from "../lib/config";
@@ -102,9 +103,22 @@ export const revokeSession: Handler = async (request, env) => {
   return json({ session: revoked });
 };
 
+async function readMeshOrNotFound(env: Env, mesh: string) {
+  const [stored, hub, holdsAnything] = await Promise.all([
+    readMeshStats(env.DB, mesh),
+    fromHub(mesh, async () => meshHub(env, mesh).stats()),
+    meshHoldsAnything(env, mesh),
+  ]);
+  // A typo'd mesh id must not read as an empty mesh (stats of zeros, a "complete" wipe). A mesh
+  // with a usage row (an evicted one, or a wipe that did not finish) still exists.
+  const known = holdsAnything || hub.connected > 0 || stored.lastWriteAt !== null || stored.evictedAt !== null;
+  if (!known) throw notFound("no such mesh");
+  return { stored, hub };
+}
+
 export const meshStats: Handler = async (request, env) => {
   const mesh = request.meshId;
-  const [stored, hub] = await Promise.all([readMeshStats(env.DB, mesh), fromHub(mesh, async () => meshHub(env, mesh).stats())]);
+  const { stored, hub } = await readMeshOrNotFound(env, mesh);
   return json({
     mesh,
     objects: stored.objects,
@@ -128,6 +142,19 @@ export const meshStats: Handler = async (request, env) => {
 
 export const wipeMesh: Handler = async (request, env) => {
   const mesh = request.meshId;
+  const { stored, hub: before } = await readMeshOrNotFound(env, mesh);
+  if (new URL(request.url).searchParams.get("dryRun") === "1") {
+    return json({
+      mesh,
+      dryRun: true,
+      wouldRemove: {
+        indexRows: stored.objects + stored.tombstones,
+        storedFiles: stored.storedFiles,
+        controlObjects: before.controlObjects,
+        sockets: before.connected,
+      },
+    });
+  }
   // The hub first: it closes the mesh's sockets and drops the control objects (manifest
   // included), so no device keeps syncing against a half-wiped mesh.
   const hub = await fromHub(mesh, async () => meshHub(env, mesh).wipe());
