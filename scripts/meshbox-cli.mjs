@@ -18,6 +18,8 @@ commands:
   mesh stats <mesh>
   mesh wipe <mesh> --yes
   mesh reconcile <mesh>
+  mesh export <mesh> -o FILE              (MESHBOX_URL / MESHBOX_ADMIN_TOKEN only)
+  mesh import <mesh> -i FILE [--replace]
   maintenance run
   mesh-id issue
 
@@ -269,6 +271,12 @@ const COMMANDS = {
 };
 
 export async function main(argv, env = process.env) {
+  // Backup and restore live in their own module (the per-group layout of the CLI contract); it
+  // takes the server and token from MESHBOX_URL / MESHBOX_ADMIN_TOKEN.
+  if (argv[0] === "mesh" && (argv[1] === "export" || argv[1] === "import")) {
+    const { run } = await import("./cli/archive.mjs");
+    return run(argv.slice(1), { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env, isTTY: Boolean(process.stdout.isTTY) });
+  }
   let parsed;
   try {
     parsed = parseArgs(argv);

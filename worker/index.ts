@@ -1,10 +1,10 @@
 // meshbox Worker entry: HTTP through the route table, cron through maintenance, and the
 // MeshHub Durable Object class (one per mesh).
 import type { Env } from "./env";
-import type { MeshRequest } from "./request-context";
 import { ConfigError, readConfig, type Config } from "./lib/config";
 import { errorResponse, unavailable } from "./lib/errors";
 import { routerFor } from "./router";
+import { routable } from "./pipeline";
 import { runScheduled } from "./routes/maintenance";
 
 export { MeshHub } from "../durable-objects/mesh-hub";
@@ -21,7 +21,7 @@ export default {
       return errorResponse(unavailable(err.message));
     }
     const router = routerFor(config.mountPrefix);
-    return router.fetch(request as MeshRequest, env, ctx);
+    return router.fetch(routable(request), env, ctx);
   },
 
   async scheduled(controller: ScheduledController, env: Env, ctx: ExecutionContext): Promise<void> {

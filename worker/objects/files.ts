@@ -105,10 +105,7 @@ async function putChangeFile(c: PutContext, limit: number): Promise<WriteOutcome
   }
   const sized = await sizedBody(c.request, limit, "change file");
   const meta = { path: c.path, cls: "change" as const, modifiedAt: Date.now() };
-  const stored = await r2.putSyncObject(c.env, c.meshId, meta, sized, {
-    onlyIf: { etagDoesNotMatch: "*" },
-    contentType: c.request.headers.get("Content-Type"),
-  });
+  const stored = await r2.putSyncObject(c.env, c.meshId, meta, sized, { onlyIf: { etagDoesNotMatch: "*" } });
   if (stored === null) {
     const existing = await r2.headSyncObject(c.env, c.meshId, c.path);
     if (existing === null) throw unavailable("The change file was deleted while it was being written; retry.");
@@ -148,10 +145,7 @@ async function putOtherFile(c: PutContext, limit: number): Promise<WriteOutcome>
   checkPreconditions(c.pre, current?.httpEtag ?? null);
   const sized = await sizedBody(c.request, limit, "file");
   const meta = { path: c.path, cls: "other" as const, modifiedAt: Date.now() };
-  const stored = await r2.putSyncObject(c.env, c.meshId, meta, sized, {
-    onlyIf: r2Condition(c.pre, current),
-    contentType: c.request.headers.get("Content-Type"),
-  });
+  const stored = await r2.putSyncObject(c.env, c.meshId, meta, sized, { onlyIf: r2Condition(c.pre, current) });
   if (stored === null) throw new HttpError("precondition_failed", "The object changed while it was being written.");
   const entry = r2.entryFromR2(c.meshId, stored);
   await indexed(() => index.upsertEntry(c.env.DB, c.meshId, entry), "write");
@@ -177,48 +171,48 @@ function push(env: Env, ctx: ExecutionContext, meshId: string, event: { op: "wri
 // ---------------------------------------------------------------- reads
 
 export interface FileBody {
-  body: ReadableStream<Uint8Array> | Uint8Array;
+  /** Null when only the metadata was asked for (HEAD). */
+  body: ReadableStream<Uint8Array> | Uint8Array | null;
   size: number;
   etag: string | null;
   modifiedAt: number | null;
-  contentType: string;
 }
 
 /**
  * GET /file: the exact bytes. A deleted object is never served, except a deleted change file
- * during its grace period (a puller may GET a name it listed just before a compaction).
+ * during its grace period (a puller may GET a name it listed just before a compaction). With
+ * `body: false` (HEAD) the same answer is found from metadata alone: R2 head(), no body read.
  */
-export async function readFile(env: Env, meshId: string, path: string): Promise<FileBody | null> {
+export async function readFile(env: Env, meshId: string, path: string, options: { body: boolean } = { body: true }): Promise<FileBody | null> {
   const cls = classifyPath(path);
   if (isControlClass(cls)) {
     const found = await readControlObject(env, meshId, path);
     if (found !== null) {
       return {
-        body: found.body,
+        body: options.body ? found.body : null,
         size: found.body.byteLength,
         etag: found.entry.etag,
         modifiedAt: found.entry.modifiedAt,
-        contentType: "application/json",
       };
     }
   } else {
-    const [object, allowed] = await Promise.all([r2.getSyncObject(env, meshId, path), indexAllowsServing(env, meshId, path, cls)]);
+    const fetchObject = options.body ? r2.getSyncObject : r2.headSyncObject;
+    const [object, allowed] = await Promise.all([fetchObject(env, meshId, path), indexAllowsServing(env, meshId, path, cls)]);
     if (object !== null && !allowed) {
-      await object.body.cancel();
+      if ("body" in object) await (object as R2ObjectBody).body.cancel();
     } else if (object !== null) {
       const entry = r2.entryFromR2(meshId, object);
       return {
-        body: object.body,
+        body: "body" in object ? (object as R2ObjectBody).body : null,
         size: object.size,
         etag: entry.etag,
         modifiedAt: entry.modifiedAt,
-        contentType: object.httpMetadata?.contentType ?? "application/octet-stream",
       };
     }
   }
   const record = await readEvictionRecord(env, meshId, path);
   if (record === null) return null;
-  return { body: record, size: record.byteLength, etag: null, modifiedAt: null, contentType: "application/json" };
+  return { body: options.body ? record : null, size: record.byteLength, etag: null, modifiedAt: null };
 }
 
 /**

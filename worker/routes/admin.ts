@@ -13,6 +13,8 @@ import { listSessions as listSessionRecords, revokeSession as revokeSessionRecor
 import { readMeshStats } from "../operations/mesh-stats";
 import { DEFAULT_WIPE_BUDGET_MS, DEFAULT_WIPE_MAX_PAGES, deleteMeshUsage, wipeMeshData } from "../operations/mesh-wipe";
 import { ADMIN_RECONCILE_BUDGET_MS, ADMIN_RECONCILE_MAX_PAGES, reconcileMesh as reconcileMeshIndex } from "../operations/reconcile";
+import { exportMeshArchive } from "../operations/mesh-export";
+import { importMeshArchive, meshHoldsAnything } from "../operations/mesh-import";
 import { runMaintenance } from "./maintenance";
 
 const json = (body: unknown, status = 200): Response =>
@@ -172,4 +174,29 @@ export const issueMeshId: Handler = async (_request, env) => {
     );
   }
   return json({ meshId: await issueChecksummedMeshId(secret) }, 201);
+};
+
+/** Streams the mesh as a tar archive (docs/ARCHIVE.md); 404 for a mesh that holds nothing. */
+export const exportMesh: Handler = async (request, env, ctx) => {
+  const mesh = request.meshId;
+  if (!(await fromHub(mesh, () => meshHoldsAnything(env, mesh)))) throw notFound("no such mesh");
+  const body = await fromHub(mesh, () => exportMeshArchive(env, mesh, (p) => ctx.waitUntil(p)));
+  return new Response(body, {
+    status: 200,
+    headers: {
+      "Content-Type": "application/x-tar",
+      "Content-Disposition": `attachment; filename="${mesh.replace(/[^A-Za-z0-9_.-]/g, "_")}.tar"`,
+      "Cache-Control": "no-store",
+    },
+  });
+};
+
+/** Restores an archive into an empty mesh (409 unless empty or ?replace=1); 400 leaves it empty. */
+export const importMesh: Handler = async (request, env) => {
+  const { replace } = request.query;
+  if (Array.isArray(replace)) throw badRequest("Give replace at most once.");
+  if (replace !== undefined && !["1", "0", "true", "false"].includes(replace)) throw badRequest("replace must be 1 or 0.");
+  if (request.body === null) throw badRequest("The request body must be a mesh archive (application/x-tar).");
+  const summary = await importMeshArchive(env, request.meshId, request.body, { replace: replace === "1" || replace === "true" });
+  return json({ ...summary, replaced: replace === "1" || replace === "true" }, 201);
 };
