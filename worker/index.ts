@@ -1,7 +1,8 @@
 // meshbox Worker entry: HTTP through the route table, cron through maintenance, and the
 // MeshHub Durable Object class (one per mesh).
 import type { Env } from "./env";
-import { readConfig } from "./lib/config";
+import { ConfigError, readConfig, type Config } from "./lib/config";
+import { errorResponse, unavailable } from "./lib/errors";
 import { routerFor } from "./router";
 import { routable } from "./pipeline";
 import { runScheduled } from "./routes/maintenance";
@@ -10,7 +11,16 @@ export { MeshHub } from "../durable-objects/mesh-hub";
 
 export default {
   async fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
-    const router = routerFor(readConfig(env).mountPrefix);
+    let config: Config;
+    try {
+      config = readConfig(env);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      // Refuse to serve rather than serve with a setting that can lose data; the operator fixes the var.
+      console.error(JSON.stringify({ level: "error", msg: "configuration refused", error: err.message }));
+      return errorResponse(unavailable(err.message));
+    }
+    const router = routerFor(config.mountPrefix);
     return router.fetch(routable(request), env, ctx);
   },
 

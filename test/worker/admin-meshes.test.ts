@@ -230,7 +230,9 @@ describe("POST /sync/admin/meshes/:mesh/reconcile", () => {
     expect((await call(target, `/io/${mesh}/file?path=${path}`, { method: "DELETE" })).status).toBe(204);
     expect(await env.BUCKET.head(`m/${mesh}${path}`)).not.toBeNull();
     expect(await reconcile(mesh)).toMatchObject({ added: 0, tombstoned: 0, fixed: 0 });
-    expect(await listFiles(target, mesh, "/App/changes")).toEqual([]);
+    // Still deleted: listed only through its listing window, never revived as live.
+    expect((await listFiles(target, mesh, "/App/changes")).map((f) => f.name)).toEqual([path.slice("/App/changes/".length)]);
+    expect((await call(target, `/io/${mesh}/file?path=${path}`, { method: "DELETE" })).status).toBe(404);
   });
 
   it("resumes after a path: only objects past startAfter are compared", async () => {
@@ -301,7 +303,12 @@ describe("POST /sync/admin/meshes/:mesh/reconcile", () => {
     expect(statuses.slice(0, 30).every((s) => s === 201)).toBe(true);
     expect(statuses.slice(30, 40).every((s) => s === 204)).toBe(true);
     const names = (await listFiles(target, mesh, "/App/changes")).map((f) => f.name).sort();
-    expect(names).toEqual(fresh.map((p) => p.slice("/App/changes/".length)).sort());
+    // The deleted ones stay listed through the listing window, but as tombstones.
+    expect(names).toEqual([...fresh, ...doomed].map((p) => p.slice("/App/changes/".length)).sort());
+    for (const path of doomed) {
+      const row = await env.DB.prepare("SELECT deleted_at FROM objects WHERE mesh = ? AND path = ?").bind(mesh, path).first<{ deleted_at: number | null }>();
+      expect(row?.deleted_at).not.toBeNull();
+    }
     expect(await reconcile(mesh)).toMatchObject({ added: 0, tombstoned: 0, fixed: 0, complete: true });
   });
 
