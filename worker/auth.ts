@@ -16,6 +16,7 @@ import {
   type SigningKeys,
 } from "./lib/session-token";
 import { isSessionLive } from "./identity/sessions";
+import { hooksOf, type AuthorizeHook, type Grant } from "./hooks";
 
 /** Validates the :mesh route parameter (pattern, then checksum policy) before anything else. */
 export const withMesh: Handler = async (request, env) => {
@@ -26,11 +27,55 @@ export const withMesh: Handler = async (request, env) => {
   });
 };
 
-/** Route guard: authenticates the caller for the request's mesh with the given access. */
+/**
+ * Route guard: authenticates the caller for the request's mesh with the given access, through the
+ * app's authorize hook when the meshbox instance has one (worker/hooks.ts), else the built-in modes.
+ */
 export function requireAccess(access: Access): Handler {
   return async (request: MeshRequest, env: Env): Promise<void> => {
-    request.principal = await authorizeMesh(request, env, request.meshId, access);
+    const hook = hooksOf(env).authorize;
+    request.principal = hook
+      ? await authorizeByHook(hook, request, env, request.meshId, access)
+      : await authorizeMesh(request, env, request.meshId, access);
   };
+}
+
+function grantOf(principal: Principal): Grant {
+  return { access: principal.scope, subject: principal.subject, expiresAt: principal.expiresAt };
+}
+
+async function authorizeByHook(
+  hook: AuthorizeHook,
+  request: Request,
+  env: Env,
+  meshId: string,
+  access: Access,
+): Promise<Principal> {
+  const config = readConfig(env);
+  try {
+    const grant = await hook(request, meshId, {
+      env,
+      access,
+      builtIn: async () => grantOf(await authorizeMesh(request, env, meshId, access)),
+    });
+    if (grant === null) throw unauthorized("This mesh needs a credential the app accepts.");
+    if (grant.access !== "full" && grant.access !== "readonly") {
+      throw new Error(`meshbox authorize hook: access must be "full" or "readonly", not ${JSON.stringify(grant.access)}`);
+    }
+    if (access === "write" && grant.access !== "full") throw forbidden("This grant is read-only.");
+    return {
+      kind: "app",
+      scope: grant.access,
+      sessionId: null,
+      subject: grant.subject ?? null,
+      expiresAt: grant.expiresAt ?? null,
+    };
+  } catch (err) {
+    if (config.concealDenied && err instanceof HttpError && (err.status === 401 || err.status === 403)) {
+      throw concealedDenial();
+    }
+    throw err;
+  }
 }
 
 const BEARER = /^Bearer[ \t]+([^\s]+)[ \t]*$/i;

@@ -7,7 +7,8 @@ export type Scope = "full" | "readonly";
 
 /** Who is calling and what they may do. */
 export interface Principal {
-  kind: "open" | "bearer" | "session";
+  /** "app": admitted by the embedding app's authorize hook (createMeshbox). */
+  kind: "open" | "bearer" | "session" | "app";
   scope: Scope;
   /** JWT jti for sessions, else null. */
   sessionId: string | null;

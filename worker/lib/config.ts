@@ -133,3 +133,34 @@ export function readConfig(vars: ConfigVars): Config {
   cache.set(vars, config);
   return config;
 }
+
+/** What an embedding app may set in code instead of vars (worker/meshbox.ts documents each). */
+export interface ConfigOverrides {
+  mountPrefix?: string;
+  corsOrigins?: "*" | string[];
+  limits?: Partial<Limits>;
+}
+
+function definedOnly<T extends object>(values: T): Partial<T> {
+  return Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/**
+ * A view of `vars` (same bindings and vars, through the prototype) whose readConfig is
+ * readConfig(vars) with the overrides applied. Every module keeps calling readConfig(env), so an
+ * embedding app's options reach them without a config parameter threaded through each call.
+ */
+export function overlayConfig<T extends object>(vars: T, overrides: ConfigOverrides): T {
+  const base = readConfig(vars);
+  const view = Object.create(vars) as T;
+  cache.set(view, {
+    ...base,
+    mountPrefix:
+      overrides.mountPrefix === undefined
+        ? base.mountPrefix
+        : overrides.mountPrefix.trim() === "" ? "" : normalizePrefix(overrides.mountPrefix),
+    corsOrigins: overrides.corsOrigins ?? base.corsOrigins,
+    limits: { ...base.limits, ...definedOnly(overrides.limits ?? {}) },
+  });
+  return view;
+}
