@@ -17,8 +17,9 @@
 // cron trigger for maintenance. Vars and secrets configure the rest (README "Configuration");
 // an option given here wins over its var.
 import type { Env } from "./env";
-import type { MeshRequest } from "./request-context";
-import { overlayConfig, readConfig, type ConfigOverrides, type Limits } from "./lib/config";
+import { ConfigError, overlayConfig, readConfig, type ConfigOverrides, type Limits } from "./lib/config";
+import { errorResponse, unavailable } from "./lib/errors";
+import { routable } from "./pipeline";
 import { installHooks, type AuditHook, type AuthorizeHook } from "./hooks";
 import { routerFor } from "./router";
 import { runScheduled } from "./routes/maintenance";
@@ -93,8 +94,16 @@ export function createMeshbox(options: MeshboxOptions = {}): Meshbox {
 
   return {
     async fetch(request, env, ctx) {
-      const view = viewOf(env);
-      return routerFor(readConfig(view).mountPrefix).fetch(request as MeshRequest, view, ctx);
+      let view: Env;
+      try {
+        view = viewOf(env);
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        // Refuse to serve rather than serve with a setting that can lose data; the operator fixes the var.
+        console.error(JSON.stringify({ level: "error", msg: "configuration refused", error: err.message }));
+        return errorResponse(unavailable(err.message));
+      }
+      return routerFor(readConfig(view).mountPrefix).fetch(routable(request), view, ctx);
     },
     async scheduled(controller, env, ctx) {
       await runScheduled(controller, viewOf(env), ctx);
