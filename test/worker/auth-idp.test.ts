@@ -1,0 +1,129 @@
+// Identity-provider tokens verified against an inline JWKS (AUTH_JWKS), mesh access from the
+// claim and the grants table, and /sync/health naming the configured modes. The remote JWKS
+// (AUTH_JWKS_URL, rotation) is exercised end to end in test/e2e/auth-idp.test.ts.
+import { env } from "cloudflare:test";
+import { SignJWT, exportJWK, generateKeyPair, type CryptoKey } from "jose";
+import { beforeAll, describe, expect, it } from "vitest";
+import type { Env } from "../../worker/env";
+import { createGrant } from "../../worker/identity/grants";
+import { MESH_SECRET, authEnv, bearer, call, uniqueMesh } from "./auth-fixtures";
+
+const ISSUER = "https://tenant.example-idp.test/";
+const AUDIENCE = "https://sync.example.test";
+let privateKey: CryptoKey;
+let jwks: string;
+
+beforeAll(async () => {
+  const pair = await generateKeyPair("ES256", { extractable: true });
+  privateKey = pair.privateKey;
+  jwks = JSON.stringify({ keys: [{ ...(await exportJWK(pair.publicKey)), kid: "k1", alg: "ES256", use: "sig" }] });
+});
+
+const idpEnv = (vars: Partial<Env> = {}) =>
+  authEnv({ AUTH_JWKS: jwks, AUTH_ISSUER: ISSUER, AUTH_AUDIENCE: AUDIENCE, REVOCATION_CACHE_MS: "0", ...vars });
+
+async function idToken(claims: Record<string, unknown>, options: { iss?: string; aud?: string; exp?: number | null } = {}) {
+  const now = Math.floor(Date.now() / 1000);
+  const jwt = new SignJWT({ sub: `user-${crypto.randomUUID()}`, ...claims })
+    .setProtectedHeader({ alg: "ES256", kid: "k1" })
+    .setIssuer(options.iss ?? ISSUER)
+    .setAudience(options.aud ?? AUDIENCE)
+    .setIssuedAt(now);
+  if (options.exp !== null) jwt.setExpirationTime(options.exp ?? now + 600);
+  return jwt.sign(privateKey);
+}
+
+const health = (target: Env, mesh: string, token: string) => call(target, `/io/${mesh}/health`, { headers: bearer(token) });
+const put = (target: Env, mesh: string, token: string) =>
+  call(target, `/io/${mesh}/file?path=/App/x.bin`, { method: "PUT", headers: bearer(token), body: "x" });
+
+describe("GET /sync/health names the configured auth modes", () => {
+  it("lists every configured mode by name and never a secret", async () => {
+    const res = await call(idpEnv({ MESH_TOKEN_SECRET: MESH_SECRET }), "/health");
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(JSON.parse(text)).toEqual({ ok: true, service: "meshbox", auth: ["session", "idp", "bearer"] });
+    expect(text).not.toContain(MESH_SECRET);
+  });
+
+  it("answers 503 auth_not_configured when no mode is configured and open access is off", async () => {
+    const res = await call(authEnv({ SESSION_SIGNING_KEY: undefined }), "/health");
+    expect(res.status).toBe(503);
+    const body = await res.json<{ error: string; message: string }>();
+    expect(body.error).toBe("auth_not_configured");
+    expect(body.message).toContain("AUTH_JWKS_URL");
+  });
+
+  it("answers 503 naming what is missing when a JWKS is set without issuer and audience, on health and IO", async () => {
+    const half = authEnv({ AUTH_JWKS_URL: "https://idp.example.test/jwks.json", AUTH_ISSUER: ISSUER });
+    for (const path of ["/health", `/io/${uniqueMesh()}/health`]) {
+      const res = await call(half, path);
+      expect(res.status, path).toBe(503);
+      expect(await res.json()).toEqual({
+        error: "auth_not_configured",
+        message: "AUTH_JWKS_URL/AUTH_JWKS is set, but AUTH_ISSUER and AUTH_AUDIENCE are both required with it.",
+      });
+    }
+  });
+
+  it("refuses AUTH_ALGORITHMS listing none or an HS algorithm with 503", async () => {
+    for (const algorithms of ["none", "RS256,HS256"]) {
+      const res = await call(idpEnv({ AUTH_ALGORITHMS: algorithms }), "/health");
+      expect(res.status, algorithms).toBe(503);
+      expect((await res.json<{ message: string }>()).message).toContain("AUTH_ALGORITHMS may only list asymmetric algorithms");
+    }
+  });
+});
+
+describe("identity-provider tokens on the mesh routes", () => {
+  it("opens the meshes the claim lists: exact ids and prefix* patterns, :readonly ones for reads only", async () => {
+    const mesh = uniqueMesh();
+    const token = await idToken({ meshes: [mesh, "team-x-*", `ro-${mesh}:readonly`] });
+    expect((await health(idpEnv(), mesh, token)).status).toBe(200);
+    expect((await health(idpEnv(), "team-x-42", token)).status).toBe(200);
+    expect((await put(idpEnv(), mesh, token)).status).toBe(201);
+    expect((await health(idpEnv(), `ro-${mesh}`, token)).status).toBe(200);
+    const refused = await put(idpEnv(), `ro-${mesh}`, token);
+    expect(refused.status).toBe(403);
+    expect(await refused.json()).toEqual({ error: "forbidden", message: "This session is read-only." });
+  });
+
+  it("reads the claim named by AUTH_MESH_CLAIM", async () => {
+    const mesh = uniqueMesh();
+    const token = await idToken({ "https://app.example/meshes": [mesh] });
+    expect((await health(idpEnv({ AUTH_MESH_CLAIM: "https://app.example/meshes" }), mesh, token)).status).toBe(200);
+    expect((await health(idpEnv(), mesh, token)).status).toBe(403);
+  });
+
+  it("opens the meshes of the subject's grant rows, and nothing once the grant is gone", async () => {
+    const sub = `user-${crypto.randomUUID()}`;
+    const mesh = uniqueMesh();
+    const token = await idToken({ sub });
+    const denied = await health(idpEnv(), mesh, token);
+    expect(denied.status).toBe(403);
+    expect(await denied.json()).toEqual({
+      error: "forbidden",
+      message: "This identity token grants no access to this mesh (no mesh claim entry or grant covers it).",
+    });
+    await createGrant(env.DB, { subject: sub, meshPattern: mesh, access: "readonly" });
+    expect((await health(idpEnv(), mesh, token)).status).toBe(200);
+    expect((await put(idpEnv(), mesh, token)).status).toBe(403);
+  });
+
+  it("answers 401 naming the failed check without echoing the token", async () => {
+    const mesh = uniqueMesh();
+    const cases: [string, string][] = [
+      [await idToken({ meshes: [mesh] }, { iss: "https://evil.example/" }), "The identity token's issuer (iss) is not AUTH_ISSUER."],
+      [await idToken({ meshes: [mesh] }, { aud: "another-app" }), "The identity token's audience (aud) is not AUTH_AUDIENCE."],
+      [await idToken({ meshes: [mesh] }, { exp: Math.floor(Date.now() / 1000) - 3600 }), "The identity token has expired (exp)."],
+      [await idToken({ meshes: [mesh] }, { exp: null }), "The identity token has no expiry (exp is required)."],
+    ];
+    for (const [token, message] of cases) {
+      const res = await health(idpEnv(), mesh, token);
+      expect(res.status, message).toBe(401);
+      const text = await res.text();
+      expect(JSON.parse(text)).toEqual({ error: "unauthorized", message });
+      expect(text).not.toContain(token.split(".")[1]);
+    }
+  });
+});
