@@ -2,8 +2,12 @@
 // (Node http on 127.0.0.1 serving keys generated with jose, rotated mid-test): mesh access from
 // the claim and the grants table, readonly, each failed check by name, the session exchange, and
 // a socket closed at the token's exp. Then the app-backend recipe: a backend holding a `*` API
-// key mints per-user sessions that a browser-like Node client uses.
+// key mints per-user sessions that a browser-like Node client uses. Last, the `grants` CLI group
+// (scripts/cli/grants.mjs) against the same worker.
+import { execFile } from "node:child_process";
 import { createServer, type Server } from "node:http";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { SignJWT, exportJWK, generateKeyPair, type JWK } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, startWorker, type RunningWorker } from "./support/worker-process";
@@ -285,5 +289,58 @@ describe("the app-backend recipe: a backend with a `*` key mints per-user sessio
     expect(listed.sessions.map((s) => s.subject).sort()).toEqual(["user-alice", "user-viewer"]);
     expect((await admin(`/admin/sessions/${aliceSession.sessionId}`, { method: "DELETE" })).status).toBe(200);
     expect((await health(alice.mesh, aliceSession.token)).status).toBe(401);
+  });
+});
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+
+/** Runs the grants module's `run` in a fresh Node process, as the dispatcher would. */
+function grantsCli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const script = `import { run } from ${JSON.stringify(path.join(root, "scripts/cli/grants.mjs"))};
+process.exitCode = await run(process.argv.slice(1), { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env, isTTY: false });`;
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ["--input-type=module", "-e", script, ...args],
+      { cwd: root, env: { PATH: process.env.PATH ?? "", MESHBOX_URL: worker.base, MESHBOX_ADMIN_TOKEN: ADMIN_TOKEN, ...env }, timeout: 20_000 },
+      (error, stdout, stderr) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+describe("meshbox grants (CLI)", () => {
+  it("adds, lists and revokes a grant, and the provider token follows it", async () => {
+    const sub = `clerk_user_${crypto.randomUUID()}`;
+    const mesh = uniqueMesh();
+    const token = await idToken({ sub });
+    const added = await grantsCli(["add", "--sub", sub, "--mesh", mesh, "--access", "readonly", "--json"]);
+    expect(added.code).toBe(0);
+    const grant = JSON.parse(added.stdout) as { id: string; subject: string; meshPattern: string; access: string };
+    expect(grant).toMatchObject({ subject: sub, meshPattern: mesh, access: "readonly" });
+    expect((await health(mesh, token)).status).toBe(200);
+
+    const listed = await grantsCli(["list", "--sub", sub]);
+    expect(listed.code).toBe(0);
+    const lines = listed.stdout.trim().split("\n");
+    expect(lines[0]).toMatch(/^id\s+subject\s+meshPattern\s+access\s+createdAt$/);
+    expect(lines.slice(1).map((l) => l.split(/\s+/).slice(0, 4))).toEqual([[grant.id, sub, mesh, "readonly"]]);
+
+    const revoked = await grantsCli(["revoke", grant.id]);
+    expect(revoked).toMatchObject({ code: 0, stdout: `revoked ${grant.id} (${sub} → ${mesh})\n` });
+    expect((await health(mesh, token)).status).toBe(403);
+    expect((await grantsCli(["list", "--sub", sub])).stdout).toBe("no grants\n");
+  });
+
+  it("exits 2 with the usage for bad usage and 1 with the server's message for a refusal", async () => {
+    for (const args of [[], ["frobnicate"], ["add", "--mesh", "m"], ["add", "--sub", "s", "--mesh", "m", "--access", "write"], ["list", "--bogus"], ["revoke"]]) {
+      const res = await grantsCli(args);
+      expect(res.code, args.join(" ")).toBe(2);
+      expect(res.stderr).toContain("usage: meshbox grants add");
+    }
+    const unknown = await grantsCli(["revoke", "grt_0123456789abcdef"]);
+    expect(unknown).toMatchObject({ code: 1, stderr: "meshbox: 404 not_found: No grant has the id grt_0123456789abcdef.\n" });
+    const wrongToken = await grantsCli(["list"], { MESHBOX_ADMIN_TOKEN: "wrong" });
+    expect(wrongToken.code).toBe(1);
+    expect(wrongToken.stderr).toMatch(/^meshbox: 401 unauthorized: /);
   });
 });
