@@ -70,7 +70,7 @@ function keysOf(config: IdpConfig): JWTVerifyGetKey {
     } catch {
       throw misconfigured("AUTH_JWKS_URL is not a URL.");
     }
-    if (url.protocol !== "https:" && url.protocol !== "http:") throw misconfigured("AUTH_JWKS_URL must be an https:// URL.");
+    if (url.protocol !== "https:" && url.protocol !== "http:") throw misconfigured("AUTH_JWKS_URL must be an https:// (or, locally, http://) URL.");
     const { jwksCooldownMs, jwksCacheMaxAgeMs } = config;
     return cachedGetter(`url ${url.href} ${jwksCooldownMs} ${jwksCacheMaxAgeMs}`, () =>
       createRemoteJWKSet(url, { cooldownDuration: jwksCooldownMs, cacheMaxAge: jwksCacheMaxAgeMs }),
