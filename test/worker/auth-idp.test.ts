@@ -127,3 +127,57 @@ describe("identity-provider tokens on the mesh routes", () => {
     }
   });
 });
+
+describe("POST /sync/auth/session with an identity-provider token", () => {
+  const exchange = (target: Env, token: string, body?: Record<string, unknown>) =>
+    call(target, "/auth/session", {
+      method: "POST",
+      headers: { ...bearer(token), "CF-Connecting-IP": crypto.randomUUID(), "Content-Type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+
+  it("mints a session for the token's only mesh that never outlives the token", async () => {
+    const mesh = uniqueMesh();
+    const exp = Math.floor(Date.now() / 1000) + 120;
+    const res = await exchange(idpEnv(), await idToken({ sub: "user-1", meshes: [`${mesh}:readonly`] }, { exp }));
+    expect(res.status).toBe(201);
+    const session = await res.json<{ token: string; expiresAt: string; mesh: string; scope: string }>();
+    expect(session).toMatchObject({ mesh, scope: "readonly" });
+    expect(Date.parse(session.expiresAt)).toBeLessThanOrEqual(exp * 1000);
+    expect((await health(idpEnv(), mesh, session.token)).status).toBe(200);
+    expect((await put(idpEnv(), mesh, session.token)).status).toBe(403);
+  });
+
+  it("refuses widening with 403 and a subject override or an ambiguous mesh with 400", async () => {
+    const mesh = uniqueMesh();
+    const token = await idToken({ meshes: [`${mesh}:readonly`, `${mesh}-b`] });
+    const cases: [Record<string, unknown> | undefined, number, string][] = [
+      [undefined, 400, "This identity token opens several mesh patterns: name one as mesh in the body."],
+      [{ mesh, scope: "full" }, 403, "This identity token gives read-only access to that mesh."],
+      [{ mesh: "*" }, 403, "This identity token grants no access to that mesh."],
+      // What is left of the token (about 600 s) bounds the lifetime; the exact second depends on when this runs.
+      [{ mesh, ttlSeconds: 3600 }, 403, "ttlSeconds may not exceed"],
+      [{ mesh, subject: "someone-else" }, 400, "subject cannot be set: a session from an identity token keeps its sub."],
+    ];
+    for (const [body, status, message] of cases) {
+      const res = await exchange(idpEnv(), token, body);
+      expect(res.status, JSON.stringify(body)).toBe(status);
+      expect((await res.json<{ message: string }>()).message).toContain(message);
+    }
+    const none = await exchange(idpEnv(), await idToken({}));
+    expect(none.status).toBe(403);
+  });
+
+  it("sends an HS256 token to the provider verifier when sessions are off, which refuses its algorithm", async () => {
+    const mesh = uniqueMesh();
+    const hs = await new SignJWT({ sub: "u", meshes: [mesh] })
+      .setProtectedHeader({ alg: "HS256", kid: "k1" })
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setExpirationTime("10m")
+      .sign(new TextEncoder().encode("a-shared-secret-nobody-should-trust-0123"));
+    const res = await health(idpEnv({ SESSION_SIGNING_KEY: undefined }), mesh, hs);
+    expect(res.status).toBe(401);
+    expect(await res.json()).toEqual({ error: "unauthorized", message: "The identity token's algorithm (alg) is not allowed (AUTH_ALGORITHMS)." });
+  });
+});
