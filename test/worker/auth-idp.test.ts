@@ -181,3 +181,13 @@ describe("POST /sync/auth/session with an identity-provider token", () => {
     expect(await res.json()).toEqual({ error: "unauthorized", message: "The identity token's algorithm (alg) is not allowed (AUTH_ALGORITHMS)." });
   });
 });
+
+describe("an unreachable JWKS", () => {
+  it("answers 503 unavailable, not 401 or 500, so the client retries", async () => {
+    const mesh = uniqueMesh();
+    const target = idpEnv({ AUTH_JWKS: undefined, AUTH_JWKS_URL: "http://127.0.0.1:9/.well-known/jwks.json" });
+    const res = await health(target, mesh, await idToken({ meshes: [mesh] }));
+    expect(res.status).toBe(503);
+    expect(await res.json()).toEqual({ error: "unavailable", message: "The identity provider's keys (JWKS) could not be fetched; retry." });
+  });
+});

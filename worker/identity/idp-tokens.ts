@@ -137,12 +137,13 @@ function explain(err: unknown): HttpError {
     return unauthorized("The identity token is signed with an unknown key (kid not in the provider's JWKS).");
   }
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) return unauthorized("The identity token's signature is invalid.");
-  if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid || err instanceof TypeError || err?.constructor === joseErrors.JOSEError) {
-    // The provider's key set could not be had: the server's trouble, not the caller's.
-    console.error(JSON.stringify({ level: "error", msg: "JWKS unavailable", error: String(err) }));
-    return new HttpError("unavailable", "The identity provider's keys (JWKS) could not be fetched; retry.");
+  if (err instanceof joseErrors.JWSInvalid || err instanceof joseErrors.JWTInvalid || err instanceof joseErrors.JOSENotSupported) {
+    return unauthorized("The identity token is malformed.");
   }
-  return unauthorized("The identity token is malformed.");
+  // Anything else is the key set itself (a timeout, a refused connection, a non-200 answer or a
+  // set that is not a JWKS): the server's trouble, not the caller's, so 503 and a log line.
+  console.error(JSON.stringify({ level: "error", msg: "JWKS unavailable", error: String(err) }));
+  return new HttpError("unavailable", "The identity provider's keys (JWKS) could not be fetched; retry.");
 }
 
 /** Entries of the mesh claim: `mesh-id`, `prefix*` or `*`, each optionally `:readonly`. Others are ignored. */
