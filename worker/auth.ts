@@ -2,6 +2,7 @@
 // 1) session JWT (HS256, ours), 2) identity-provider JWT (asymmetric, verified against the
 // provider's JWKS), 3) mesh bearer (hex SHA-256 of meshId + MESH_TOKEN_SECRET), 4) open
 // (ALLOW_OPEN_ACCESS=1, local development only). README "Auth" documents the rules.
+import { decodeProtectedHeader } from "jose";
 import type { Env } from "./env";
 import type { Access, Handler, MeshRequest, Principal } from "./request-context";
 import { HttpError } from "./lib/errors";
@@ -16,7 +17,6 @@ import {
   type SessionClaims,
   type SigningKeys,
 } from "./lib/session-token";
-import { decodeProtectedHeader } from "jose";
 import { isSessionLive } from "./identity/sessions";
 import { idpScopeFor, idpVerifierOf, verifyIdpToken, type IdpClaims, type IdpVerifier } from "./identity/idp-tokens";
 

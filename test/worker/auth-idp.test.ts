@@ -191,3 +191,20 @@ describe("an unreachable JWKS", () => {
     expect(await res.json()).toEqual({ error: "unavailable", message: "The identity provider's keys (JWKS) could not be fetched; retry." });
   });
 });
+
+describe("sessions exchanged from identity tokens and API key revocation", () => {
+  it("are not revoked by revoking a key id that is no API key (their recorded key id)", async () => {
+    const admin = "idp-test-admin-token-0123456789";
+    const target = idpEnv({ ADMIN_TOKEN: admin });
+    const mesh = uniqueMesh();
+    const minted = await call(target, "/auth/session", {
+      method: "POST",
+      headers: { ...bearer(await idToken({ meshes: [mesh] })), "CF-Connecting-IP": crypto.randomUUID() },
+    });
+    expect(minted.status).toBe(201);
+    const session = await minted.json<{ token: string }>();
+    const revoke = await call(target, "/admin/keys/idp", { method: "DELETE", headers: bearer(admin) });
+    expect(revoke.status).toBe(404);
+    expect((await health(target, mesh, session.token)).status).toBe(200);
+  });
+});

@@ -240,8 +240,13 @@ export async function revokeSession(env: Env, jti: string, now = Date.now()): Pr
  */
 export function revokeSessionsOfKeyStatement(db: D1Database, keyId: string, now: number): D1PreparedStatement {
   return db
-    .prepare("UPDATE sessions SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL RETURNING jti, mesh_pattern")
-    .bind(now, keyId);
+    // Only when the key exists: sessions exchanged from identity tokens carry key_id "idp", which
+    // no API key has, and revoking a key named "idp" must not revoke all of them.
+    .prepare(
+      `UPDATE sessions SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL
+       AND EXISTS (SELECT 1 FROM api_keys WHERE id = ?) RETURNING jti, mesh_pattern`,
+    )
+    .bind(now, keyId, keyId);
 }
 
 /** Reads what revokeSessionsOfKeyStatement returned and drops those sessions from the cache. */
