@@ -19,6 +19,15 @@ export interface Env {
   SESSION_TTL_SECONDS?: string;
   REVOCATION_CACHE_MS?: string;
   AUTH_RATE_LIMIT_PER_MINUTE?: string;
+  // Identity-provider tokens (JWKS).
+  AUTH_JWKS_URL?: string;
+  AUTH_JWKS?: string;
+  AUTH_ISSUER?: string;
+  AUTH_AUDIENCE?: string;
+  AUTH_ALGORITHMS?: string;
+  AUTH_MESH_CLAIM?: string;
+  AUTH_JWKS_COOLDOWN_MS?: string;
+  AUTH_JWKS_CACHE_MS?: string;
 
   // Routing and CORS.
   MOUNT_PREFIX?: string;

@@ -28,6 +28,12 @@ export const DEFAULTS = {
   revocationCacheMs: 10_000,
   authRateLimitPerMinute: 30,
   clockToleranceSeconds: 30,
+  /** Identity-provider tokens: asymmetric only; `none` and HS* are never accepted from an IdP. */
+  authAlgorithms: ["RS256", "ES256", "EdDSA"],
+  authMeshClaim: "meshes",
+  /** jose's createRemoteJWKSet defaults: refetch at most every 30 s on an unknown kid, keep 10 min. */
+  jwksCooldownMs: 30_000,
+  jwksCacheMaxAgeMs: 600_000,
 } as const;
 
 export interface Limits {
@@ -55,6 +61,8 @@ export interface Config {
   revocationCacheMs: number;
   authRateLimitPerMinute: number;
   clockToleranceSeconds: number;
+  /** Identity-provider tokens; every field is the raw configuration, checked in identity/idp-tokens.ts. */
+  idp: IdpConfig;
   tenant: string;
   allowOpenAccess: boolean;
   concealDenied: boolean;
@@ -75,6 +83,19 @@ export class ConfigError extends Error {
   }
 }
 
+export interface IdpConfig {
+  jwksUrl: string | null;
+  /** The inline JWKS JSON text (AUTH_JWKS). */
+  jwksInline: string | null;
+  issuer: string | null;
+  audience: string | null;
+  /** As configured (AUTH_ALGORITHMS, comma-separated), not yet checked against the allowlist. */
+  algorithms: string[];
+  meshClaim: string;
+  jwksCooldownMs: number;
+  jwksCacheMaxAgeMs: number;
+}
+
 /** Only the vars this module reads; Env satisfies it structurally. */
 export type ConfigVars = object;
 
@@ -90,6 +111,17 @@ function num(vars: ConfigVars, name: string, fallback: number): number {
     throw new ConfigError(`${name}=${JSON.stringify(raw)} is not a non-negative number; fix the var in wrangler.toml.`);
   }
   return value;
+}
+
+function text(vars: ConfigVars, name: string): string | null {
+  const raw = varOf(vars, name);
+  return typeof raw === "string" && raw.trim() !== "" ? raw.trim() : null;
+}
+
+function list(vars: ConfigVars, name: string, fallback: readonly string[]): string[] {
+  const raw = text(vars, name);
+  if (raw === null) return [...fallback];
+  return raw.split(",").map((v) => v.trim()).filter((v) => v !== "");
 }
 
 function flag(vars: ConfigVars, name: string): boolean {
@@ -153,6 +185,16 @@ export function readConfig(vars: ConfigVars): Config {
     revocationCacheMs: num(vars, "REVOCATION_CACHE_MS", DEFAULTS.revocationCacheMs),
     authRateLimitPerMinute: num(vars, "AUTH_RATE_LIMIT_PER_MINUTE", DEFAULTS.authRateLimitPerMinute),
     clockToleranceSeconds: DEFAULTS.clockToleranceSeconds,
+    idp: {
+      jwksUrl: text(vars, "AUTH_JWKS_URL"),
+      jwksInline: text(vars, "AUTH_JWKS"),
+      issuer: text(vars, "AUTH_ISSUER"),
+      audience: text(vars, "AUTH_AUDIENCE"),
+      algorithms: list(vars, "AUTH_ALGORITHMS", DEFAULTS.authAlgorithms),
+      meshClaim: text(vars, "AUTH_MESH_CLAIM") ?? DEFAULTS.authMeshClaim,
+      jwksCooldownMs: num(vars, "AUTH_JWKS_COOLDOWN_MS", DEFAULTS.jwksCooldownMs),
+      jwksCacheMaxAgeMs: num(vars, "AUTH_JWKS_CACHE_MS", DEFAULTS.jwksCacheMaxAgeMs),
+    },
     tenant: typeof tenant === "string" && tenant !== "" ? tenant : "meshbox",
     allowOpenAccess: flag(vars, "ALLOW_OPEN_ACCESS"),
     concealDenied: flag(vars, "CONCEAL_DENIED"),
