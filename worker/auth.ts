@@ -16,6 +16,7 @@ import {
   type SigningKeys,
 } from "./lib/session-token";
 import { isSessionLive } from "./identity/sessions";
+import { countCredentialFailure } from "./identity/abuse-limits";
 
 /** Validates the :mesh route parameter (pattern, then checksum policy) before anything else. */
 export const withMesh: Handler = async (request, env) => {
@@ -188,6 +189,11 @@ export async function authorizeMesh(
     } catch (err) {
       if (modes.open && err instanceof HttpError && err.status === 401) {
         return { kind: "open", scope: "full", sessionId: null, subject: null, expiresAt: null };
+      }
+      // Only a presented credential that failed counts (a missing one is no guess), and only
+      // here, off the success path: good traffic pays no extra D1 write.
+      if (token !== null && err instanceof HttpError && err.status === 401) {
+        await countCredentialFailure(env.DB, request, config.authFailureLimitPerMinute);
       }
       throw err;
     }

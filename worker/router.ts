@@ -86,6 +86,7 @@ export function buildRouter(base: string) {
   r.post("/admin/meshes/:mesh/reconcile", requireAdmin, withMesh, admin.reconcileMesh);
   r.post("/admin/maintenance", requireAdmin, admin.runMaintenanceNow);
   r.post("/admin/mesh-ids", requireAdmin, admin.issueMeshId);
+  r.get("/admin/recovery", requireAdmin, admin.recoveryStats);
   r.all("/admin/keys", only("GET", "POST"));
   r.all("/admin/keys/:id", only("DELETE"));
   r.all("/admin/sessions", only("GET"));
@@ -94,6 +95,7 @@ export function buildRouter(base: string) {
   r.all("/admin/meshes/:mesh/reconcile", only("POST"));
   r.all("/admin/maintenance", only("POST"));
   r.all("/admin/mesh-ids", only("POST"));
+  r.all("/admin/recovery", only("GET"));
 
   r.all("*", (): never => { throw notFound("No such route."); });
   return router;

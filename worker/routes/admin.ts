@@ -3,7 +3,7 @@
 // hub, shape the answer.
 import type { Handler } from "../request-context";
 import { badRequest, HttpError, notFound } from "../lib/errors";
-import { DEFAULTS } from "../lib/config";
+import { DEFAULTS, readConfig } from "../lib/config";
 import { readBodyWithin, readJsonObject } from "../lib/body";
 import { normalizePath } from "../lib/paths";
 import { issueChecksummedMeshId } from "../lib/mesh-id";
@@ -13,6 +13,7 @@ import { listSessions as listSessionRecords, revokeSession as revokeSessionRecor
 import { readMeshStats } from "../operations/mesh-stats";
 import { DEFAULT_WIPE_BUDGET_MS, DEFAULT_WIPE_MAX_PAGES, deleteMeshUsage, wipeMeshData } from "../operations/mesh-wipe";
 import { ADMIN_RECONCILE_BUDGET_MS, ADMIN_RECONCILE_MAX_PAGES, reconcileMesh as reconcileMeshIndex } from "../operations/reconcile";
+import { recoveryTotals } from "../objects/recovery";
 import { runMaintenance } from "./maintenance";
 
 const json = (body: unknown, status = 200): Response =>
@@ -172,4 +173,17 @@ export const issueMeshId: Handler = async (_request, env) => {
     );
   }
   return json({ meshId: await issueChecksummedMeshId(secret) }, 201);
+};
+
+/** GET /admin/recovery: the tenant's recovery wrappers against their quota and expiry. */
+export const recoveryStats: Handler = async (_request, env) => {
+  const config = readConfig(env);
+  const totals = await recoveryTotals(env.DB);
+  return json({
+    count: totals.count,
+    bytes: totals.bytes,
+    maxCount: config.recoveryMaxCount,
+    maxBytes: config.recoveryMaxBytes,
+    ttlDays: config.recoveryTtlDays,
+  });
 };
