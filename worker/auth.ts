@@ -20,6 +20,7 @@ import {
 import { isSessionLive } from "./identity/sessions";
 import { hooksOf, type AuthorizeHook, type Grant } from "./hooks";
 import { idpScopeFor, idpVerifierOf, verifyIdpToken, type IdpClaims, type IdpVerifier } from "./identity/idp-tokens";
+import { countCredentialFailure } from "./identity/abuse-limits";
 
 /** Validates the :mesh route parameter (pattern, then checksum policy) before anything else. */
 export const withMesh: Handler = async (request, env) => {
@@ -289,6 +290,11 @@ export async function authorizeMesh(
     } catch (err) {
       if (modes.open && token === null && err instanceof HttpError && err.status === 401) {
         return { kind: "open", scope: "full", sessionId: null, subject: null, expiresAt: null };
+      }
+      // Only a presented credential that failed counts (a missing one is no guess), and only
+      // here, off the success path: good traffic pays no extra D1 write.
+      if (token !== null && err instanceof HttpError && err.status === 401) {
+        await countCredentialFailure(env.DB, request, config.authFailureLimitPerMinute);
       }
       throw err;
     }

@@ -28,6 +28,21 @@ export interface Env {
   AUTH_MESH_CLAIM?: string;
   AUTH_JWKS_COOLDOWN_MS?: string;
   AUTH_JWKS_CACHE_MS?: string;
+  AUTH_RATE_LIMIT_PER_IP?: string;
+  AUTH_RATE_LIMIT_PER_KEY?: string;
+  AUTH_FAILURE_LIMIT_PER_MINUTE?: string;
+
+  // Recovery wrappers (README "Revocation and limits").
+  RECOVERY_RATE_LIMIT_PER_MINUTE?: string;
+  RECOVERY_MAX_COUNT?: string;
+  RECOVERY_MAX_BYTES?: string;
+  RECOVERY_TTL_DAYS?: string;
+
+  // Push sockets.
+  PUSH_MAX_SOCKETS_PER_MESH?: string;
+  PUSH_MAX_SOCKETS_PER_SESSION?: string;
+  PUSH_MAX_MESSAGE_BYTES?: string;
+  PUSH_MAX_MESSAGES_PER_MINUTE?: string;
 
   // Routing and CORS.
   MOUNT_PREFIX?: string;

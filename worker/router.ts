@@ -94,6 +94,7 @@ export function buildRouter(base: string) {
   r.get("/admin/grants", requireAdmin, adminGrants.listGrants);
   r.post("/admin/grants", requireAdmin, adminGrants.addGrant);
   r.delete("/admin/grants/:id", requireAdmin, adminGrants.revokeGrant);
+  r.get("/admin/recovery", requireAdmin, admin.recoveryStats);
   r.all("/admin/keys", only("GET", "POST"));
   r.all("/admin/keys/:id", only("DELETE"));
   r.all("/admin/sessions", only("GET"));
@@ -106,6 +107,7 @@ export function buildRouter(base: string) {
   r.all("/admin/mesh-ids", only("POST"));
   r.all("/admin/grants", only("GET", "POST"));
   r.all("/admin/grants/:id", only("DELETE"));
+  r.all("/admin/recovery", only("GET"));
 
   r.all("*", (): never => { throw notFound("No such route."); });
   return router;

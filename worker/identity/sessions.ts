@@ -1,10 +1,11 @@
 // Issued session JWTs (D1 `sessions`): recording, the revocation check with its per-isolate
-// cache, revocation (which also closes the session's sockets via the mesh's hub), listing and
-// expiry cleanup.
+// cache, revocation (which also closes the session's sockets on every hub it holds them on),
+// listing and expiry cleanup.
 import type { Env } from "../env";
 import { HttpError } from "../lib/errors";
 import { orUnavailable } from "../lib/unavailable";
 import { exactMeshOf, isValidMeshPattern, meshPatternsOverlap } from "../lib/mesh-id";
+import { MAX_FANOUT_MESHES, meshesWithSockets } from "./socket-meshes";
 
 export type SessionScope = "full" | "readonly";
 
@@ -186,29 +187,43 @@ export function forgetCachedSessions(jtis: readonly string[]): void {
 }
 
 /**
- * Asks each exact mesh's hub to close the sockets of these sessions. Best effort: the revocation
- * is already durable in D1, and the hub also closes sockets when their session expires.
- * Sessions scoped to "*" or a prefix cannot be traced to hubs; their sockets close at expiry.
+ * Asks every hub these sessions hold sockets on to close them: the exact mesh of an exact
+ * session, and for any pattern the meshes recorded at upgrade (socket-meshes.ts). Bounded: at
+ * most MAX_FANOUT_MESHES hubs, 16 RPCs at a time; beyond that (logged) sockets close at expiry.
+ * Best effort: the revocation is already durable in D1, and each hub also remembers it, so an
+ * upgrade still in flight is refused.
  */
 export async function closeSessionSockets(
   env: Env,
   sessions: readonly { jti: string; meshPattern: string }[],
   code: 4401 | 4403 = REVOKED_CLOSE_CODE,
 ): Promise<number> {
-  const byMesh = new Map<string, string[]>();
+  const byMesh = new Map<string, Set<string>>();
+  const add = (mesh: string, jti: string) => {
+    const set = byMesh.get(mesh) ?? new Set<string>();
+    set.add(jti);
+    byMesh.set(mesh, set);
+  };
   for (const session of sessions) {
     const mesh = exactMeshOf(session.meshPattern);
-    if (mesh === null) continue;
-    const list = byMesh.get(mesh) ?? [];
-    list.push(session.jti);
-    byMesh.set(mesh, list);
+    if (mesh !== null) add(mesh, session.jti);
+  }
+  let recorded: { jti: string; mesh: string }[] = [];
+  try {
+    recorded = await meshesWithSockets(env.DB, sessions.map((s) => s.jti));
+  } catch (err) {
+    console.error(JSON.stringify({ level: "warn", msg: "reading socket meshes failed", error: String(err) }));
+  }
+  for (const row of recorded) add(row.mesh, row.jti);
+  let meshes = [...byMesh.entries()];
+  if (meshes.length > MAX_FANOUT_MESHES) {
+    console.error(JSON.stringify({ level: "warn", msg: "revocation fan-out truncated", meshes: meshes.length }));
+    meshes = meshes.slice(0, MAX_FANOUT_MESHES);
   }
   let closed = 0;
-  const meshes = [...byMesh.entries()];
-  // A bounded fan-out: a key with thousands of sessions must not open thousands of RPCs at once.
   for (let i = 0; i < meshes.length; i += 16) {
     const results = await Promise.allSettled(
-      meshes.slice(i, i + 16).map(([mesh, jtis]) => hubOf(env, mesh).closeSessions(jtis, code)),
+      meshes.slice(i, i + 16).map(([mesh, jtis]) => hubOf(env, mesh).closeSessions([...jtis], code)),
     );
     for (const result of results) {
       if (result.status === "fulfilled") closed += result.value;

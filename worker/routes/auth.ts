@@ -12,17 +12,14 @@ import { createIdpSession } from "./idp-session";
 import { findLiveApiKey, touchApiKeyStatement, type ApiKeyRecord } from "../identity/api-keys";
 import { insertSessionStatement, revokeSession } from "../identity/sessions";
 import { enforceRateLimit } from "../identity/rate-limit";
+import { RATE_WINDOW_MS, enforceIpLimit } from "../identity/abuse-limits";
 import { orUnavailable } from "../lib/unavailable";
 
-const RATE_WINDOW_MS = 60_000;
 const MAX_SUBJECT_LENGTH = 200;
 
-function clientIp(request: Request): string {
-  return request.headers.get("CF-Connecting-IP") ?? "local";
-}
-
+/** Per client IP (AUTH_RATE_LIMIT_PER_IP); a request without CF-Connecting-IP: see clientIp. */
 async function limitByIp(request: Request, env: Env, config: Config): Promise<void> {
-  await enforceRateLimit(env.DB, `auth-ip:${clientIp(request)}`, config.authRateLimitPerMinute, RATE_WINDOW_MS);
+  await enforceIpLimit(env.DB, "auth-ip", request, config.authRateLimitPerIp);
 }
 
 async function requireSessionKeys(env: Env): Promise<SigningKeys> {
@@ -98,7 +95,7 @@ export const createSession: Handler = async (request: MeshRequest, env: Env) => 
   if (identity !== null) return createIdpSession(env, keys, config, identity, await readOptionalBody(request, config));
   const key = await findLiveApiKey(env.DB, presented);
   if (key === null) throw unauthorized("The API key is invalid or revoked.");
-  await enforceRateLimit(env.DB, `auth-key:${key.id}`, config.authRateLimitPerMinute, RATE_WINDOW_MS);
+  await enforceRateLimit(env.DB, `auth-key:${key.id}`, config.authRateLimitPerKey, RATE_WINDOW_MS);
   const grant = narrowGrant(key, await readOptionalBody(request, config), config);
 
   const now = Date.now();
