@@ -14,7 +14,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { renderTable } from "./stats.mjs";
 import { findWorkerdPids, memoryOf } from "./process-memory.mjs";
-import { pushLatency, snapshotUpload, writesPerSecond } from "./benchmarks.mjs";
+import { BENCH_ADMIN_TOKEN, archiveRoundTrip, pushLatency, snapshotUpload, writesPerSecond } from "./benchmarks.mjs";
 import { floorComparisons } from "./floor-bench.mjs";
 import { costPerOperation, memoryUnderLoad, renderCost, PRICES_PER_MILLION } from "./cost.mjs";
 
@@ -71,7 +71,7 @@ function machine() {
 
 const log = (line) => process.stderr.write(`[bench] ${line}\n`);
 
-const ADMIN_TOKEN = "bench-admin-token-0123456789abcdef";
+const ADMIN_TOKEN = BENCH_ADMIN_TOKEN;
 const SIGNING_KEY = "bench-session-signing-key-0123456789abcdef";
 
 const rssOf = (pids) => pids.reduce((n, pid) => n + (memoryOf(pid)?.rssKiB ?? 0), 0) / 1024;
@@ -101,6 +101,7 @@ async function main() {
       ["writes", () => writesPerSecond(ctx)],
       ["push", () => pushLatency(ctx)],
       ["snapshot", () => snapshotUpload({ ...ctx, runs: Math.min(ctx.runs, 3) })],
+      ["archive", () => archiveRoundTrip({ ...ctx, runs: Math.min(ctx.runs, 2) })],
     );
   }
   const rows = [];

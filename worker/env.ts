@@ -32,6 +32,7 @@ export interface Env {
   LIMIT_STORED_FILE_BYTES?: string;
   LIMIT_STORED_MESH_BYTES?: string;
   CANDIDATE_LEASE_MS?: string;
+  DELETED_CHANGE_LISTING_MS?: string;
   DELETED_CHANGE_GRACE_MS?: string;
   PUSH_QUIET_MS?: string;
   PUSH_MAX_DELAY_MS?: string;

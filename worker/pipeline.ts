@@ -43,6 +43,41 @@ export function setAuditHook(hook: AuditHook | null): void {
 // id-shaped value is trusted.
 const REQUEST_ID = /^[A-Za-z0-9-]{1,64}$/;
 
+/**
+ * Every route that answers GET answers HEAD with the same status and headers and no body (RFC
+ * 9110, PROTOCOL.md section 7). Rather than a HEAD twin for each GET row of the route table, a
+ * HEAD request is routed as a GET marked `isHead`, and `withoutBodyForHead` drops the body.
+ */
+export function routable(request: Request): MeshRequest {
+  if (request.method !== "HEAD") return request as MeshRequest;
+  const get = new Request(request, { method: "GET" }) as MeshRequest;
+  get.isHead = true;
+  return get;
+}
+
+/** The method the client sent (HEAD is routed as GET). */
+export function clientMethod(request: MeshRequest): string {
+  return request.isHead === true ? "HEAD" : request.method;
+}
+
+/**
+ * Answers a HEAD with the GET answer's status and headers and no body. A handler that knows the
+ * size from metadata (the object routes) already answers without a body; a small generated body
+ * (JSON) is measured so Content-Length matches what GET would send.
+ */
+export async function withoutBodyForHead(response: Response, request: MeshRequest): Promise<Response> {
+  if (request.isHead !== true || response.status === 101 || response.webSocket) return response;
+  const headers = new Headers(response.headers);
+  if (response.body !== null) {
+    if (headers.has("Content-Length")) {
+      await response.body.cancel();
+    } else {
+      headers.set("Content-Length", String((await response.arrayBuffer()).byteLength));
+    }
+  }
+  return new Response(null, { status: response.status, statusText: response.statusText, headers });
+}
+
 export function beginRequest(request: MeshRequest): void {
   const ray = request.headers.get("cf-ray");
   request.requestId = ray !== null && REQUEST_ID.test(ray) ? ray : crypto.randomUUID();
@@ -193,7 +228,7 @@ export async function logRequest(
     level: response.status >= 500 ? "error" : "info",
     msg: "request",
     requestId: request.requestId,
-    method: request.method,
+    method: clientMethod(request),
     route: routeOf(request),
     mesh: request.meshId ?? null,
     status: response.status,

@@ -24,6 +24,11 @@ export type MeshRequest = IRequest & {
   /** Set first thing, for logs and the X-Request-Id response header. */
   requestId: string;
   startedAt: number;
+  /**
+   * True when the client sent HEAD. HEAD is routed as GET and answered without a body
+   * (pipeline.ts); handlers of object routes read only metadata when it is set.
+   */
+  isHead?: boolean;
 };
 
 /** Every step of a route (guards and handlers) has this shape; guards return nothing to continue. */

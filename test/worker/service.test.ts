@@ -27,7 +27,7 @@ describe("GET /sync/health", () => {
   it("answers a wrong method with 405 and Allow", async () => {
     const res = await SELF.fetch("http://meshbox.test/sync/health", { method: "POST" });
     expect(res.status).toBe(405);
-    expect(res.headers.get("Allow")).toBe("GET");
+    expect(res.headers.get("Allow")).toBe("GET, HEAD");
     expect(await res.json()).toMatchObject({ error: "method_not_allowed" });
   });
 

@@ -18,7 +18,10 @@ export const DEFAULTS = {
     jsonBody: 16 * KiB,
   },
   candidateLeaseMs: 60_000,
-  deletedChangeGraceMs: 10 * 60_000,
+  /** PROTOCOL.md section 3 "Deleted change files": how long a deleted change file stays listed. */
+  deletedChangeListingMs: 10 * 60_000,
+  /** How long its bytes stay readable by exact GET; always longer than the listing window. */
+  deletedChangeGraceMs: 20 * 60_000,
   pushQuietMs: 100,
   pushMaxDelayMs: 1_000,
   sessionTtlSeconds: 3_600,
@@ -44,6 +47,7 @@ export interface Config {
   corsOrigins: "*" | string[];
   limits: Limits;
   candidateLeaseMs: number;
+  deletedChangeListingMs: number;
   deletedChangeGraceMs: number;
   pushQuietMs: number;
   pushMaxDelayMs: number;
@@ -60,6 +64,17 @@ export interface Config {
   logRequests: boolean;
 }
 
+/**
+ * A configuration the Worker must not run with. index.ts answers every request with 503 while it
+ * stands (the operator's mistake, never the client's), and the message names the var to fix.
+ */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(`meshbox config: ${message}`);
+    this.name = "ConfigError";
+  }
+}
+
 /** Only the vars this module reads; Env satisfies it structurally. */
 export type ConfigVars = object;
 
@@ -72,7 +87,7 @@ function num(vars: ConfigVars, name: string, fallback: number): number {
   if (typeof raw !== "string" || raw.trim() === "") return fallback;
   const value = Number(raw);
   if (!Number.isFinite(value) || value < 0) {
-    throw new Error(`meshbox config: ${name}=${JSON.stringify(raw)} is not a non-negative number; fix the var in wrangler.toml.`);
+    throw new ConfigError(`${name}=${JSON.stringify(raw)} is not a non-negative number; fix the var in wrangler.toml.`);
   }
   return value;
 }
@@ -87,6 +102,20 @@ function normalizePrefix(raw: unknown): string {
   const trimmed = raw.trim().replace(/\/+$/, "");
   if (trimmed === "") return "";
   return trimmed.startsWith("/") ? trimmed : `/${trimmed}`;
+}
+
+/**
+ * A name listed at the window's last moment must still be readable when the puller GETs it, so the
+ * grace must outlast the listing window. A window of 0 (deleted change files leave listings at
+ * once, as upstream does) lists nothing, so any grace goes with it.
+ */
+function checkDeletedChangeTimings(listingMs: number, graceMs: number): void {
+  if (listingMs > 0 && graceMs <= listingMs) {
+    throw new ConfigError(
+      `DELETED_CHANGE_GRACE_MS (${graceMs}) must be greater than DELETED_CHANGE_LISTING_MS (${listingMs}): ` +
+        "a deleted change file listed at the window's last moment must still be readable; fix the vars in wrangler.toml.",
+    );
+  }
 }
 
 const cache = new WeakMap<object, Config>();
@@ -116,6 +145,7 @@ export function readConfig(vars: ConfigVars): Config {
       jsonBody: DEFAULTS.limits.jsonBody,
     },
     candidateLeaseMs: num(vars, "CANDIDATE_LEASE_MS", DEFAULTS.candidateLeaseMs),
+    deletedChangeListingMs: num(vars, "DELETED_CHANGE_LISTING_MS", DEFAULTS.deletedChangeListingMs),
     deletedChangeGraceMs: num(vars, "DELETED_CHANGE_GRACE_MS", DEFAULTS.deletedChangeGraceMs),
     pushQuietMs: num(vars, "PUSH_QUIET_MS", DEFAULTS.pushQuietMs),
     pushMaxDelayMs: num(vars, "PUSH_MAX_DELAY_MS", DEFAULTS.pushMaxDelayMs),
@@ -130,6 +160,7 @@ export function readConfig(vars: ConfigVars): Config {
     idleMeshTtlDays: idleTtl > 0 ? idleTtl : null,
     logRequests: varOf(vars, "LOG_REQUESTS") !== "0",
   };
+  checkDeletedChangeTimings(config.deletedChangeListingMs, config.deletedChangeGraceMs);
   cache.set(vars, config);
   return config;
 }

@@ -5,7 +5,8 @@ import { HttpError } from "../lib/errors";
 import { openPushSocket, pushHealth } from "../objects/push";
 
 export const upgrade: Handler = (request, env) => {
-  if ((request.headers.get("Upgrade") ?? "").toLowerCase() !== "websocket") {
+  // A HEAD (routed as GET) can never upgrade; it gets the answer a plain GET gets.
+  if (request.isHead === true || (request.headers.get("Upgrade") ?? "").toLowerCase() !== "websocket") {
     throw new HttpError("upgrade_required", "This route only accepts a WebSocket upgrade (Upgrade: websocket).");
   }
   return openPushSocket(env, request.meshId, request, request.principal);
