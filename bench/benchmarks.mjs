@@ -201,3 +201,90 @@ export async function snapshotUpload({ base, sim, runs, log, workerPid }) {
   }
   return rows;
 }
+
+/** Admin token the bench worker is started with (the archive suite uses the admin API). */
+export const BENCH_ADMIN_TOKEN = "bench-admin-token-0123456789abcdef";
+
+/**
+ * Export and import of a mesh holding a committed 100 MiB snapshot: MiB/s and workerd peak RSS
+ * for each direction. The archive streams to a temporary file and back, so the client holds
+ * none of it in memory either.
+ */
+export async function archiveRoundTrip({ base, sim, runs, log, workerPid }) {
+  const { createReadStream, createWriteStream, mkdtempSync, rmSync, statSync } = await import("node:fs");
+  const { Readable } = await import("node:stream");
+  const { pipeline } = await import("node:stream/promises");
+  const os = await import("node:os");
+  const path = await import("node:path");
+  const auth = { Authorization: `Bearer ${BENCH_ADMIN_TOKEN}` };
+  const size = 100 * MiB;
+  const body = Buffer.alloc(size);
+  for (let off = 0; off < size; off += 65_536) crypto.getRandomValues(body.subarray(off, Math.min(size, off + 65_536)));
+  const pids = findWorkerdPids(workerPid);
+  const dir = mkdtempSync(path.join(os.tmpdir(), "meshbox-bench-archive-"));
+  const exportRate = [];
+  const importRate = [];
+  const exportPeak = [];
+  const importPeak = [];
+  const exportBefore = [];
+  const importBefore = [];
+  const now = () => {
+    const s = sampleRss(pids);
+    return s.stop();
+  };
+  try {
+    for (let run = 0; run < runs; run++) {
+      const mesh = newMesh("archive");
+      const d = new sim.Device({ base, mesh, deviceId: "dev_arch" });
+      await d.connect();
+      const snapshotPath = d.path("mainline/snapshot-2-server_relay_1.json");
+      await mustOk(await d.putFile(snapshotPath, body), "snapshot PUT");
+      const manifest = await d.buildManifest(2, snapshotPath);
+      await mustOk(await d.putFile(d.path("manifest-2.json"), JSON.stringify(manifest)), "generation PUT");
+      await mustOk(await d.putFile(d.path("manifest.json"), JSON.stringify({ currentGeneration: 2, file: "manifest-2.json" })), "pointer PUT");
+      const file = path.join(dir, `${mesh}.tar`);
+
+      exportBefore.push(now());
+      const out = sampleRss(pids);
+      const exported = await timed(async () => {
+        const res = await fetch(`${base}/admin/meshes/${mesh}/export`, { headers: auth });
+        if (!res.ok) throw new Error(`export answered ${res.status}: ${await res.text()}`);
+        await pipeline(Readable.fromWeb(res.body), createWriteStream(file));
+      });
+      exportPeak.push(out.stop());
+      const bytes = statSync(file).size;
+      exportRate.push(bytes / MiB / (exported.ms / 1000));
+
+      const target = newMesh("restore");
+      importBefore.push(now());
+      const into = sampleRss(pids);
+      const imported = await timed(async () => {
+        const res = await fetch(`${base}/admin/meshes/${target}/import`, {
+          method: "POST",
+          headers: { ...auth, "Content-Type": "application/x-tar", "Content-Length": String(bytes) },
+          body: Readable.toWeb(createReadStream(file)),
+          duplex: "half",
+        });
+        await mustOk(res, "import");
+      });
+      importPeak.push(into.stop());
+      importRate.push(bytes / MiB / (imported.ms / 1000));
+      rmSync(file, { force: true });
+      log(`archive run ${run + 1}/${runs}: export ${exportRate.at(-1).toFixed(0)} MiB/s (peak ${(exportPeak.at(-1) / 1024).toFixed(0)} MiB), import ${importRate.at(-1).toFixed(0)} MiB/s (peak ${(importPeak.at(-1) / 1024).toFixed(0)} MiB)`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const rss = (peaks) => (pids.length > 0 ? median(peaks) / 1024 : null);
+  const growth = (peaks, before) => median(peaks.map((p, i) => p - before[i])) / 1024;
+  const note = (peaks, before) =>
+    pids.length > 0
+      ? `+${growth(peaks, before).toFixed(0)} MiB over the RSS just before (median); VmRSS of ${pids.length} workerd process(es) every 25 ms`
+      : "workerd process not found under /proc";
+  return [
+    { name: "mesh export, 100 MiB snapshot", unit: "MiB/s", runs, median: median(exportRate), p95: null, note: "GET .../export streamed to a file", raw: exportRate },
+    { name: "workerd peak RSS during the export", unit: "MiB", runs, median: rss(exportPeak), p95: null, note: note(exportPeak, exportBefore), raw: exportPeak.map((k) => k / 1024) },
+    { name: "mesh import, 100 MiB snapshot", unit: "MiB/s", runs, median: median(importRate), p95: null, note: "POST .../import streamed from a file", raw: importRate },
+    { name: "workerd peak RSS during the import", unit: "MiB", runs, median: rss(importPeak), p95: null, note: note(importPeak, importBefore), raw: importPeak.map((k) => k / 1024) },
+  ];
+}

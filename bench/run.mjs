@@ -10,7 +10,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { renderTable } from "./stats.mjs";
 import { findWorkerdPids, memoryOf } from "./process-memory.mjs";
-import { changePutLatency, listAndCatchUp, pushLatency, snapshotUpload, writesPerSecond } from "./benchmarks.mjs";
+import { BENCH_ADMIN_TOKEN, archiveRoundTrip, changePutLatency, listAndCatchUp, pushLatency, snapshotUpload, writesPerSecond } from "./benchmarks.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "..");
@@ -68,7 +68,7 @@ async function main() {
   const sim = await import("../test/e2e/support/device.ts");
   const startedAt = Date.now();
   log("starting wrangler dev ...");
-  const worker = await startWorker({ vars: { LOG_REQUESTS: "0" }, frozenSources: true });
+  const worker = await startWorker({ vars: { LOG_REQUESTS: "0", ADMIN_TOKEN: BENCH_ADMIN_TOKEN }, frozenSources: true });
   const workerdPids = findWorkerdPids(worker.pid);
   const rssAtStartMiB = workerdPids.reduce((n, pid) => n + (memoryOf(pid)?.rssKiB ?? 0), 0) / 1024;
   const ctx = { base: worker.base, sim, runs: args.runs, log, workerPid: worker.pid };
@@ -78,6 +78,7 @@ async function main() {
     ["push", pushLatency, (c) => c],
     ["list", listAndCatchUp, (c) => c],
     ["snapshot", snapshotUpload, (c) => ({ ...c, runs: Math.min(c.runs, 3) })],
+    ["archive", archiveRoundTrip, (c) => ({ ...c, runs: Math.min(c.runs, 2) })],
   ];
   const rows = [];
   const failures = [];

@@ -3,6 +3,8 @@
 // leases, the head.json max-register, and plain overwrite for device records. Every method is
 // synchronous SQL, so each call is one atomic step of the single-threaded hub.
 import type {
+  ArchivedControl,
+  ArchivedRoot,
   ControlBody,
   ControlClass,
   ControlDeletion,
@@ -13,6 +15,7 @@ import type {
   HubResult,
 } from "./hub-api";
 import { generationOf, nameOf, normalizePath, parentOf } from "../worker/lib/paths";
+import { MAX_HLC_CHARS, isSaneHlc } from "../worker/lib/hlc";
 import { nextCounter, readCounter } from "./hub-schema";
 import { failedPrecondition, refuse } from "./preconditions";
 import type { SnapshotLedger } from "./snapshot-ledger";
@@ -104,7 +107,7 @@ function parsePointer(path: string, body: Uint8Array): PointerTarget | null {
 }
 
 /** The full snapshot path a generation manifest names, or null (bootstrap manifests name none). */
-function snapshotPathOf(generationBody: ArrayBuffer): string | null {
+function snapshotPathOf(generationBody: ArrayBuffer | Uint8Array): string | null {
   const json = parseJsonObject(generationBody);
   const raw = json?.snapshotPath;
   if (typeof raw !== "string" || raw === "") return null;
@@ -167,11 +170,18 @@ export class ControlStore {
 
   #writeHead(input: ControlWriteInput, existing: ControlRow | null): HubResult<ControlWrite> {
     const hlc = parseJsonObject(input.body)?.latestHlc;
-    if (typeof hlc !== "string") return refuse("bad_request", "head.json must be a JSON object with a string latestHlc.");
+    if (!isSaneHlc(hlc)) {
+      return refuse(
+        "invalid_body",
+        `head.json must be a JSON object whose latestHlc is a string of 1 to ${MAX_HLC_CHARS} printable ASCII characters.`,
+      );
+    }
     if (existing) {
       const stored = parseJsonObject(existing.body)?.latestHlc;
-      // Equal or lower: "head is at least mine" already holds, so the writer is told 200.
-      if (typeof stored === "string" && compareBytes(hlc, stored) <= 0) return this.#unchanged(existing);
+      // Equal or lower: "head is at least mine" already holds, so the writer is told 200. A stored
+      // value of no sane shape (written before this check existed) loses to any real one, so a
+      // head frozen by it thaws on the next flush.
+      if (isSaneHlc(stored) && compareBytes(hlc, stored) <= 0) return this.#unchanged(existing);
     }
     return this.#store(input, existing, null, null);
   }
@@ -279,6 +289,83 @@ export class ControlStore {
       if (record.cls === "manifest") this.#sql.exec(`DELETE FROM roots WHERE root = ?`, parentOf(record.path));
     }
     return { ok: true, deleted, version, at: now };
+  }
+
+  /** The committed state for an archive: every control object but generation candidates, and the roots. */
+  exportCommitted(): { control: ArchivedControl[]; roots: ArchivedRoot[] } {
+    const rows = this.#sql
+      .exec<ControlRow>(`SELECT * FROM control WHERE cls <> 'generation' OR state = 'committed' ORDER BY path`)
+      .toArray();
+    const control = rows.map((row) => ({
+      path: row.path,
+      cls: row.cls as ControlClass,
+      body: new Uint8Array(row.body),
+      sha256: row.sha256,
+      modifiedAt: row.modified_at,
+      state: row.cls === "generation" ? ("committed" as const) : null,
+    }));
+    const roots = this.#sql
+      .exec<{ root: string; generation: number; snapshot_path: string | null }>(`SELECT * FROM roots ORDER BY root`)
+      .toArray()
+      .map((r) => ({ root: r.root, generation: r.generation, snapshotPath: r.snapshot_path }));
+    return { control, roots };
+  }
+
+  /** True when the hub holds no control object and no root. */
+  isEmpty(): boolean {
+    const n = this.#sql.exec<{ n: number }>(`SELECT (SELECT COUNT(*) FROM control) + (SELECT COUNT(*) FROM roots) AS n`).one().n;
+    return n === 0;
+  }
+
+  /**
+   * Installs an archive's committed state into an empty hub (the caller checked emptiness in the
+   * same transaction). Each pointer must name a committed generation and agree with its root, so
+   * the CAS rules hold afterwards exactly as they did where the archive was taken. Hashes were
+   * verified by the caller. Returns the records with the versions this hub gave them.
+   */
+  install(control: readonly ArchivedControl[], roots: readonly ArchivedRoot[], now: number): HubResult<{ records: ControlRecord[] }> {
+    const byPath = new Map(control.map((c) => [c.path, c]));
+    for (const item of control) {
+      if (item.cls === "generation" && item.state !== "committed") {
+        return refuse("bad_request", `${item.path} is a generation candidate; an archive holds only committed generations.`);
+      }
+      if (item.cls === "manifest") {
+        const target = parsePointer(item.path, item.body);
+        const root = roots.find((r) => r.root === parentOf(item.path));
+        if (!target || !root || root.generation !== target.generation || byPath.get(target.generationPath)?.state !== "committed") {
+          return refuse("bad_request", `${item.path} does not name a committed generation of its root in this archive.`);
+        }
+        if (snapshotPathOf(byPath.get(target.generationPath)!.body) !== root.snapshotPath) {
+          return refuse("bad_request", `The root ${root.root} names a snapshot its committed generation does not.`);
+        }
+      }
+    }
+    for (const root of roots) {
+      if (!byPath.has(root.root === "/" ? "/manifest.json" : `${root.root}/manifest.json`)) {
+        return refuse("bad_request", `The root ${root.root} has no manifest.json in this archive.`);
+      }
+    }
+    const records: ControlRecord[] = [];
+    for (const item of control) {
+      const version = nextCounter(this.#sql, "version");
+      this.#sql.exec(
+        `INSERT INTO control (path, cls, body, size, sha256, modified_at, version, state, lease_until)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)`,
+        item.path,
+        item.cls,
+        item.body,
+        item.body.byteLength,
+        item.sha256,
+        Number.isFinite(item.modifiedAt) && item.modifiedAt > 0 ? item.modifiedAt : now,
+        version,
+        item.state,
+      );
+      records.push(toRecord(this.#row(item.path)!));
+    }
+    for (const root of roots) {
+      this.#sql.exec(`INSERT INTO roots (root, generation, snapshot_path) VALUES (?, ?, ?)`, root.root, root.generation, root.snapshotPath);
+    }
+    return { ok: true, records };
   }
 
   stats(): { controlObjects: number; controlBytes: number; currentGeneration: number | null } {

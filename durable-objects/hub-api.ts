@@ -30,7 +30,7 @@ export interface HubPrecondition {
  */
 export interface HubRefusal {
   ok: false;
-  code: "conflict" | "precondition_failed" | "bad_request" | "not_found";
+  code: "conflict" | "precondition_failed" | "bad_request" | "invalid_body" | "not_found";
   message: string;
 }
 
@@ -137,3 +137,41 @@ export interface HubWipe {
 /** Headers the Worker adds when it forwards an authorized WebSocket upgrade to the hub. */
 export const HUB_MESH_HEADER = "X-Meshbox-Mesh";
 export const HUB_ATTACHMENT_HEADER = "X-Meshbox-Socket";
+
+/** A control object as an archive carries it: bytes verbatim, with the commit state of a generation. */
+export interface ArchivedControl {
+  path: string;
+  cls: ControlClass;
+  body: Uint8Array;
+  /** Hex SHA-256 of body. */
+  sha256: string;
+  modifiedAt: number;
+  /** "committed" for a committed generation, null for every other class (candidates are never archived). */
+  state: "committed" | null;
+}
+
+/** What one root's pointer committed. */
+export interface ArchivedRoot {
+  root: string;
+  generation: number;
+  snapshotPath: string | null;
+}
+
+/** A committed snapshot as the ledger tracks it (its body is an R2 sync object). */
+export interface ArchivedSnapshot {
+  path: string;
+  sha256: string;
+  size: number;
+  /** Quoted R2 etag of the stored body. */
+  etag: string;
+  modifiedAt: number;
+}
+
+/** The hub's committed state, read in one atomic step for an export or installed by an import. */
+export interface HubArchive {
+  control: ArchivedControl[];
+  roots: ArchivedRoot[];
+  snapshots: ArchivedSnapshot[];
+  /** Snapshot paths the ledger knows as not committed (candidates, deleted): their bodies are not exported. */
+  uncommitted: string[];
+}

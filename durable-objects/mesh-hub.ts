@@ -9,11 +9,15 @@ import { readConfig, type ConfigVars } from "../worker/lib/config";
 import {
   HUB_ATTACHMENT_HEADER,
   HUB_MESH_HEADER,
+  type ArchivedControl,
+  type ArchivedRoot,
+  type ArchivedSnapshot,
   type ControlBody,
   type ControlClass,
   type ControlDeletion,
   type ControlRecord,
   type ControlWrite,
+  type HubArchive,
   type HubDeletePrecondition,
   type HubHealth,
   type HubPrecondition,
@@ -31,6 +35,9 @@ import { ControlStore } from "./control-store";
 import { SnapshotLedger } from "./snapshot-ledger";
 import { PushHub, closeQuietly } from "./push";
 import { SocketGuard } from "./socket-guard";
+
+/** Meta key of the running import's claim (see claimImport). */
+const IMPORT_CLAIM = "import_claim";
 
 async function sha256Hex(bytes: Uint8Array): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
@@ -241,6 +248,77 @@ export class MeshHub extends DurableObject<ConfigVars> {
 
   stats(): HubStats {
     return { connected: this.#push.connected(), seq: this.#push.seq(), ...this.#control.stats() };
+  }
+
+  /** The committed state in one atomic read, for an export (candidates and leases left out). */
+  exportState(): HubArchive {
+    return this.ctx.storage.transactionSync(() => ({ ...this.#control.exportCommitted(), ...this.#snapshots.exportCommitted() }));
+  }
+
+  /** True when the hub holds nothing an import could collide with. */
+  isEmpty(): boolean {
+    return this.#control.isEmpty() && this.#snapshots.isEmpty();
+  }
+
+  /**
+   * Claims an empty hub for one import, so two imports into the same mesh cannot interleave (the
+   * loser is told 409 before it writes anything). A claim lapses after `leaseMs`; a wipe drops it.
+   */
+  claimImport(mesh: string, token: string, leaseMs: number): HubResult<Record<never, never>> {
+    this.#remember(mesh);
+    return this.ctx.storage.transactionSync(() => {
+      if (!this.isEmpty()) return { ok: false as const, code: "conflict" as const, message: "The mesh's hub is not empty." };
+      const held = this.#importClaim();
+      if (held !== null && held.token !== token && Date.now() < held.until) {
+        return { ok: false as const, code: "conflict" as const, message: "Another import into this mesh is running; wait for it, or import with --replace." };
+      }
+      writeMeta(this.ctx.storage.sql, IMPORT_CLAIM, JSON.stringify({ token, until: Date.now() + leaseMs }));
+      return { ok: true as const };
+    });
+  }
+
+  #importClaim(): { token: string; until: number } | null {
+    const raw = readMeta(this.ctx.storage.sql, IMPORT_CLAIM);
+    if (typeof raw !== "string") return null;
+    try {
+      const value = JSON.parse(raw) as { token?: unknown; until?: unknown };
+      return typeof value.token === "string" && typeof value.until === "number" ? { token: value.token, until: value.until } : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * Installs an archive's committed state into this hub, which must be empty (409 otherwise): the
+   * same bytes, the same committed generations and snapshots, so the write rules (immutable
+   * generations, pointer CAS, write-once snapshots) hold exactly as before. All or nothing.
+   */
+  async installState(
+    mesh: string,
+    token: string,
+    control: ArchivedControl[],
+    roots: ArchivedRoot[],
+    snapshots: ArchivedSnapshot[],
+  ): Promise<HubResult<{ records: ControlRecord[] }>> {
+    for (const item of control) {
+      if ((await sha256Hex(item.body)) !== item.sha256) {
+        return { ok: false, code: "bad_request", message: `The bytes of ${item.path} do not match their SHA-256.` };
+      }
+    }
+    this.#remember(mesh);
+    return this.ctx.storage.transactionSync(() => {
+      if (!this.isEmpty()) return { ok: false as const, code: "conflict" as const, message: "The mesh's hub is not empty." };
+      if (this.#importClaim()?.token !== token) {
+        return { ok: false as const, code: "conflict" as const, message: "This import no longer holds the mesh (another import or a wipe took it over)." };
+      }
+      // install() validates everything before its first insert, so a refusal leaves nothing behind.
+      const installed = this.#control.install(control, roots, Date.now());
+      if (installed.ok) {
+        this.#snapshots.install(snapshots);
+        this.ctx.storage.sql.exec(`DELETE FROM meta WHERE key = ?`, IMPORT_CLAIM);
+      }
+      return installed;
+    });
   }
 
   /** Deletes every bit of hub state and closes the mesh's sockets (4403: the mesh is gone). */

@@ -6,7 +6,7 @@
 // pointer named it: immutable), `deleting` (a DELETE claimed it and is removing the body) and
 // `deleted` (its body is gone). A claimed or deleted snapshot can never be committed, so a
 // pointer commit cannot race a delete into naming a body that is gone.
-import type { HubPrecondition, HubRefusal, HubResult, SnapshotComparison, SnapshotOpening, SnapshotRecord } from "./hub-api";
+import type { ArchivedSnapshot, HubPrecondition, HubRefusal, HubResult, SnapshotComparison, SnapshotOpening, SnapshotRecord } from "./hub-api";
 import { failedPrecondition, refuse } from "./preconditions";
 
 /**
@@ -215,6 +215,40 @@ export class SnapshotLedger {
       forgotten += this.#sql.exec(`UPDATE snapshots SET state = 'deleted' WHERE path = ? AND state = 'deleting'`, path).rowsWritten;
     }
     return forgotten;
+  }
+
+  /** Committed snapshots (for an archive), and every other name the ledger knows (not archived). */
+  exportCommitted(): { snapshots: ArchivedSnapshot[]; uncommitted: string[] } {
+    const rows = this.#sql.exec<SnapshotRow>(`SELECT * FROM snapshots ORDER BY path`).toArray();
+    const snapshots: ArchivedSnapshot[] = [];
+    const uncommitted: string[] = [];
+    for (const row of rows) {
+      if (row.state === "committed" && row.sha256 !== null) {
+        const { path, sha256, size, etag, modifiedAt } = toRecord(row);
+        snapshots.push({ path, sha256, size, etag, modifiedAt });
+      } else uncommitted.push(row.path);
+    }
+    return { snapshots, uncommitted };
+  }
+
+  /** True when the ledger tracks no name at all (deletion markers included). */
+  isEmpty(): boolean {
+    return this.#sql.exec<{ n: number }>(`SELECT COUNT(*) AS n FROM snapshots`).one().n === 0;
+  }
+
+  /** An import's committed snapshots, with the etags their bodies got in this bucket. */
+  install(snapshots: readonly ArchivedSnapshot[]): void {
+    for (const s of snapshots) {
+      this.#sql.exec(
+        `INSERT INTO snapshots (path, state, token, lease_until, sha256, size, etag, modified_at)
+         VALUES (?, 'committed', NULL, 0, ?, ?, ?, ?)`,
+        s.path,
+        s.sha256,
+        s.size,
+        s.etag,
+        s.modifiedAt,
+      );
+    }
   }
 
   /** Snapshots the hub tracks as present (deletion markers are not snapshots). */

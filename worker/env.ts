@@ -19,6 +19,15 @@ export interface Env {
   SESSION_TTL_SECONDS?: string;
   REVOCATION_CACHE_MS?: string;
   AUTH_RATE_LIMIT_PER_MINUTE?: string;
+  // Identity-provider tokens (JWKS).
+  AUTH_JWKS_URL?: string;
+  AUTH_JWKS?: string;
+  AUTH_ISSUER?: string;
+  AUTH_AUDIENCE?: string;
+  AUTH_ALGORITHMS?: string;
+  AUTH_MESH_CLAIM?: string;
+  AUTH_JWKS_COOLDOWN_MS?: string;
+  AUTH_JWKS_CACHE_MS?: string;
   AUTH_RATE_LIMIT_PER_IP?: string;
   AUTH_RATE_LIMIT_PER_KEY?: string;
   AUTH_FAILURE_LIMIT_PER_MINUTE?: string;
@@ -47,6 +56,7 @@ export interface Env {
   LIMIT_STORED_FILE_BYTES?: string;
   LIMIT_STORED_MESH_BYTES?: string;
   CANDIDATE_LEASE_MS?: string;
+  DELETED_CHANGE_LISTING_MS?: string;
   DELETED_CHANGE_GRACE_MS?: string;
   PUSH_QUIET_MS?: string;
   PUSH_MAX_DELAY_MS?: string;

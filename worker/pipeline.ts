@@ -6,32 +6,15 @@ import type { MeshRequest } from "./request-context";
 import { readConfig } from "./lib/config";
 import { preflightResponse, withCors } from "./lib/cors";
 import { errorResponse, notFound } from "./lib/errors";
+import { hooksOf, type AuditEvent, type AuditHook } from "./hooks";
 
-/** What the audit hook hears: one completed storage write or delete (a 2xx answer). */
-export interface AuditEvent {
-  requestId: string;
-  /** Epoch ms when the request completed. */
-  at: number;
-  op: "write" | "delete";
-  /** Route pattern, e.g. "/sync/io/:mesh/file". */
-  route: string;
-  /** Mesh id, or null for recovery wrappers (they live outside every mesh). */
-  mesh: string | null;
-  /** The `path` query parameter as sent, or the recovery locator; null when there is none. */
-  target: string | null;
-  status: number;
-  /** Declared request body size, or null when the client streamed without Content-Length. */
-  bytesIn: number | null;
-  /** How the caller authenticated ("open", "bearer", "session"), and the session subject. */
-  principal: { kind: string; subject: string | null } | null;
-}
-
-export type AuditHook = (event: AuditEvent, env: Env) => void | Promise<void>;
+export type { AuditEvent, AuditHook } from "./hooks";
 
 let auditHook: AuditHook | null = null;
 
 /**
- * Installs (or, with null, removes) a callback for completed storage writes and deletes, e.g. to
+ * Installs (or, with null, removes) a process-wide callback (createMeshbox's `audit` option takes
+ * precedence for its own requests) for completed storage writes and deletes, e.g. to
  * forward them to a queue or an analytics dataset. It runs after the response is sent (in
  * waitUntil), so it never delays or fails a client request; its errors are logged and dropped.
  */
@@ -42,6 +25,41 @@ export function setAuditHook(hook: AuditHook | null): void {
 // In production cf-ray is set by Cloudflare; locally a client could send anything, so only an
 // id-shaped value is trusted.
 const REQUEST_ID = /^[A-Za-z0-9-]{1,64}$/;
+
+/**
+ * Every route that answers GET answers HEAD with the same status and headers and no body (RFC
+ * 9110, PROTOCOL.md section 7). Rather than a HEAD twin for each GET row of the route table, a
+ * HEAD request is routed as a GET marked `isHead`, and `withoutBodyForHead` drops the body.
+ */
+export function routable(request: Request): MeshRequest {
+  if (request.method !== "HEAD") return request as MeshRequest;
+  const get = new Request(request, { method: "GET" }) as MeshRequest;
+  get.isHead = true;
+  return get;
+}
+
+/** The method the client sent (HEAD is routed as GET). */
+export function clientMethod(request: MeshRequest): string {
+  return request.isHead === true ? "HEAD" : request.method;
+}
+
+/**
+ * Answers a HEAD with the GET answer's status and headers and no body. A handler that knows the
+ * size from metadata (the object routes) already answers without a body; a small generated body
+ * (JSON) is measured so Content-Length matches what GET would send.
+ */
+export async function withoutBodyForHead(response: Response, request: MeshRequest): Promise<Response> {
+  if (request.isHead !== true || response.status === 101 || response.webSocket) return response;
+  const headers = new Headers(response.headers);
+  if (response.body !== null) {
+    if (headers.has("Content-Length")) {
+      await response.body.cancel();
+    } else {
+      headers.set("Content-Length", String((await response.arrayBuffer()).byteLength));
+    }
+  }
+  return new Response(null, { status: response.status, statusText: response.statusText, headers });
+}
 
 export function beginRequest(request: MeshRequest): void {
   const ray = request.headers.get("cf-ray");
@@ -115,7 +133,7 @@ function auditEventOf(request: MeshRequest, status: number, at: number): AuditEv
 }
 
 function runAuditHook(event: AuditEvent, env: Env, ctx: ExecutionContext | undefined): void {
-  const hook = auditHook;
+  const hook = hooksOf(env).audit ?? auditHook;
   if (hook === null) return;
   const run = (async () => hook(event, env))().catch((err: unknown) => {
     console.error(
@@ -193,7 +211,7 @@ export async function logRequest(
     level: response.status >= 500 ? "error" : "info",
     msg: "request",
     requestId: request.requestId,
-    method: request.method,
+    method: clientMethod(request),
     route: routeOf(request),
     mesh: request.meshId ?? null,
     status: response.status,

@@ -7,9 +7,10 @@ export type Scope = "full" | "readonly";
 
 /** Who is calling and what they may do. */
 export interface Principal {
-  kind: "open" | "bearer" | "session";
+  /** "app": admitted by the embedding app's authorize hook (createMeshbox). */
+  kind: "open" | "bearer" | "session" | "app" | "idp";
   scope: Scope;
-  /** JWT jti for sessions, else null. */
+  /** JWT jti for sessions, else null (identity-provider tokens are not recorded). */
   sessionId: string | null;
   subject: string | null;
   /** Epoch ms when the credential stops being valid, or null. */
@@ -24,6 +25,11 @@ export type MeshRequest = IRequest & {
   /** Set first thing, for logs and the X-Request-Id response header. */
   requestId: string;
   startedAt: number;
+  /**
+   * True when the client sent HEAD. HEAD is routed as GET and answered without a body
+   * (pipeline.ts); handlers of object routes read only metadata when it is set.
+   */
+  isHead?: boolean;
 };
 
 /** Every step of a route (guards and handlers) has this shape; guards return nothing to continue. */

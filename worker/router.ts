@@ -1,10 +1,11 @@
 // The route table, readable top to bottom. The whole pipeline is the Router(...) line:
 // request id and preflight first, errors to JSON in one place, CORS and the request log last.
+// HEAD is routed as GET (pipeline.ts `routable`), so every GET row below also answers HEAD.
 import { Router } from "itty-router";
 import type { Env } from "./env";
 import type { Handler, MeshRequest } from "./request-context";
 import { toErrorResponse, methodNotAllowed, notFound } from "./lib/errors";
-import { beginRequest, preflight, orNotFound, corsify, logRequest } from "./pipeline";
+import { beginRequest, preflight, orNotFound, withoutBodyForHead, corsify, logRequest, clientMethod } from "./pipeline";
 import { withMesh, requireAccess, requireAdmin } from "./auth";
 import * as service from "./routes/service";
 import * as io from "./routes/io";
@@ -13,23 +14,25 @@ import * as notify from "./routes/notify";
 import * as recovery from "./routes/recovery";
 import * as authRoutes from "./routes/auth";
 import * as admin from "./routes/admin";
+import * as adminGrants from "./routes/admin-grants";
 
 const read = requireAccess("read");
 const write = requireAccess("write");
 
-/** Answers 405 for a known path with a method it does not serve. */
-const only =
-  (...allowed: string[]): Handler =>
-  (request) => {
-    throw methodNotAllowed(request.method, allowed);
+/** Answers 405 for a known path with a method it does not serve. A GET route also serves HEAD. */
+const only = (...served: string[]): Handler => {
+  const allowed = served.includes("GET") ? [...served, "HEAD"] : served;
+  return (request) => {
+    throw methodNotAllowed(clientMethod(request), allowed);
   };
+};
 
 export function buildRouter(base: string) {
   const router = Router<MeshRequest, [Env, ExecutionContext]>({
     base,
     before: [beginRequest, preflight],
     catch: toErrorResponse,
-    finally: [orNotFound, corsify, logRequest],
+    finally: [orNotFound, withoutBodyForHead, corsify, logRequest],
   });
   const r = router;
   r.get("/health", service.health);
@@ -84,8 +87,13 @@ export function buildRouter(base: string) {
   r.get("/admin/meshes/:mesh", requireAdmin, withMesh, admin.meshStats);
   r.delete("/admin/meshes/:mesh", requireAdmin, withMesh, admin.wipeMesh);
   r.post("/admin/meshes/:mesh/reconcile", requireAdmin, withMesh, admin.reconcileMesh);
+  r.get("/admin/meshes/:mesh/export", requireAdmin, withMesh, admin.exportMesh);
+  r.post("/admin/meshes/:mesh/import", requireAdmin, withMesh, admin.importMesh);
   r.post("/admin/maintenance", requireAdmin, admin.runMaintenanceNow);
   r.post("/admin/mesh-ids", requireAdmin, admin.issueMeshId);
+  r.get("/admin/grants", requireAdmin, adminGrants.listGrants);
+  r.post("/admin/grants", requireAdmin, adminGrants.addGrant);
+  r.delete("/admin/grants/:id", requireAdmin, adminGrants.revokeGrant);
   r.get("/admin/recovery", requireAdmin, admin.recoveryStats);
   r.all("/admin/keys", only("GET", "POST"));
   r.all("/admin/keys/:id", only("DELETE"));
@@ -93,8 +101,12 @@ export function buildRouter(base: string) {
   r.all("/admin/sessions/:jti", only("DELETE"));
   r.all("/admin/meshes/:mesh", only("GET", "DELETE"));
   r.all("/admin/meshes/:mesh/reconcile", only("POST"));
+  r.all("/admin/meshes/:mesh/export", only("GET"));
+  r.all("/admin/meshes/:mesh/import", only("POST"));
   r.all("/admin/maintenance", only("POST"));
   r.all("/admin/mesh-ids", only("POST"));
+  r.all("/admin/grants", only("GET", "POST"));
+  r.all("/admin/grants/:id", only("DELETE"));
   r.all("/admin/recovery", only("GET"));
 
   r.all("*", (): never => { throw notFound("No such route."); });

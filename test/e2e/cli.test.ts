@@ -123,14 +123,49 @@ describe("meshbox keys", () => {
   it("exits 2 with usage for a missing flag, an unknown command, or no server", async () => {
     const noName = await meshbox(["keys", "create", "--mesh", "*"]);
     expect(noName.code).toBe(2);
-    expect(noName.stderr).toBe("meshbox: missing --name\n");
+    expect(noName.stderr).toBe(
+      "meshbox: missing --name\n\nusage: meshbox keys create --name NAME --mesh PATTERN [--access full|readonly] [--json]\n",
+    );
     const unknown = await meshbox(["keys", "rotate"]);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('unknown command "keys rotate"');
     expect(unknown.stderr).toContain("usage: meshbox");
-    const noServer = await meshbox(["keys", "list"], { MESHBOX_URL: "" });
-    expect(noServer.code).toBe(2);
-    expect(noServer.stderr).toBe("meshbox: no server: pass --url or set MESHBOX_URL\n");
+    const noToken = await meshbox(["keys", "list"], { MESHBOX_ADMIN_TOKEN: "" });
+    expect(noToken.code).toBe(2);
+    expect(noToken.stderr).toMatch(/^meshbox: no admin token: set MESHBOX_ADMIN_TOKEN/);
+  });
+
+  it("refuses a misspelt flag with exit 2 and the usage line, and creates nothing", async () => {
+    const before = await json<{ keys: unknown[] }>(["keys", "list"]);
+    const run = await meshbox(["keys", "create", "--name", "x", "--mesh", "*", "--acess", "readonly"]);
+    expect(run.code).toBe(2);
+    expect(run.stdout).toBe("");
+    expect(run.stderr).toBe(
+      "meshbox: Unknown option '--acess'\n\nusage: meshbox keys create --name NAME --mesh PATTERN [--access full|readonly] [--json]\n",
+    );
+    const after = await json<{ keys: unknown[] }>(["keys", "list"]);
+    expect(after.keys).toHaveLength(before.keys.length);
+  });
+
+  it("refuses extra words, a value outside an enumeration and an unknown group with exit 2", async () => {
+    const extra = await meshbox(["keys", "list", "extra", "words"]);
+    expect(extra.code).toBe(2);
+    expect(extra.stderr).toBe("meshbox: unexpected words: extra words\n\nusage: meshbox keys list [--json]\n");
+    const bogus = await meshbox(["keys", "create", "--name", "x", "--mesh", "*", "--access", "bogus"]);
+    expect(bogus.code).toBe(2);
+    expect(bogus.stderr).toMatch(/^meshbox: --access must be one of full, readonly \(got "bogus"\)\n\nusage: meshbox keys create /);
+    const sort = await meshbox(["mesh", "list", "--sort", "size"]);
+    expect(sort.code).toBe(2);
+    expect(sort.stderr).toMatch(/^meshbox: --sort must be one of lastWrite, bytes, objects/);
+    const group = await meshbox(["kyes", "list"]);
+    expect(group.code).toBe(2);
+    expect(group.stderr).toMatch(/^meshbox: unknown group "kyes"\n\nusage: meshbox /);
+  });
+
+  it("prints the package version for --version", async () => {
+    const run = await meshbox(["--version"]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^\d+\.\d+\.\d+\S*\n$/);
   });
 
   it("exits 1 when the server cannot be reached", async () => {
@@ -200,7 +235,9 @@ describe("meshbox mesh", () => {
 
     const refused = await meshbox(["mesh", "wipe", mesh]);
     expect(refused.code).toBe(2);
-    expect(refused.stderr).toBe(`meshbox: wiping deletes every object of mesh ${mesh}; add --yes to confirm\n`);
+    expect(refused.stderr).toBe(
+      `meshbox: wiping deletes every object of mesh ${mesh}; add --yes to confirm\n\nusage: meshbox mesh wipe <mesh> [--dry-run] [--yes] [--json]\n`,
+    );
     expect((await json<{ objects: number }>(["mesh", "stats", mesh])).objects).toBe(3);
 
     const wiped = await meshbox(["mesh", "wipe", mesh, "--yes"]);
@@ -214,7 +251,8 @@ describe("meshbox mesh", () => {
   });
 
   it("exits 1 with 400 for a malformed mesh id", async () => {
-    const run = await meshbox(["mesh", "stats", "-bad"]);
+    // A word starting with "-" is a flag to a strict parser; "--" passes it as the mesh id.
+    const run = await meshbox(["mesh", "stats", "--", "-bad"]);
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/^meshbox: 400 invalid_mesh_id: /);
   });

@@ -90,12 +90,36 @@ describe("classifyPath", () => {
     ["/App/mainline/snapshot-2-server_relay_1.json", "snapshot"],
     ["/App/devices/devA.json", "device"],
     ["/App/changes/notes.txt", "other"],
-    ["/App/changes/1700000000000-0001-devA-chg_x.json", "other"],
     ["/App/pairing/offer.json", "other"],
   ];
   for (const [path, cls] of cases) {
     it(`classifies ${path} as ${cls}`, () => expect(classifyPath(path)).toBe(cls));
   }
+
+  // Every HLC text a client version writes before `-chg_` (PROTOCOL.md section 3).
+  const hlcShapes: [string, string][] = [
+    ["15-digit ms", "000001700000000-0001-devA-chg_0190a1b2.json"],
+    ["16-digit ms", "0001795315560016-0000-dev-chg_g1.json"],
+    ["13-digit ms", "1700000000000-0001-devA-chg_x.json"],
+    ["ISO timestamp", "2026-01-01T00:00:00.000Z_0001_dev1-chg_b2.json"],
+    ["opaque", "hlc~v9.zz-chg_c3.json"],
+    ["opaque with dashes and underscores", "a-b_c-chg_d-e_f.json"],
+  ];
+  for (const [shape, name] of hlcShapes) {
+    it(`classifies a change file whose HLC is ${shape} as a change file`, () => {
+      expect(classifyPath(`/App/changes/${name}`)).toBe("change");
+    });
+  }
+
+  it("classifies a -chg_ name as a change file only in a folder named changes, with .json and text on both sides", () => {
+    expect(classifyPath("/App/notes/2026-01-01T00:00:00.000Z_0001_dev1-chg_b2.json")).toBe("other");
+    expect(classifyPath("/App/changes/sub/x-chg_y.json")).toBe("other");
+    expect(classifyPath("/App/changes/x-chg_y.txt")).toBe("other");
+    expect(classifyPath("/App/changes/-chg_y.json")).toBe("other");
+    expect(classifyPath("/App/changes/x-chg_.json")).toBe("other");
+    expect(classifyPath("/App/changes/x_chg_y.json")).toBe("other");
+    expect(classifyPath("/changes/x-chg_y.json")).toBe("change");
+  });
 
   it("reads the generation number of a manifest-<n>.json path", () => {
     expect(generationOf("/App/manifest-7.json")).toBe(7);

@@ -218,7 +218,10 @@ describe("PUT changes/head.json", () => {
     const mesh = newMesh();
     const res = await put(mesh, `${ROOT}/changes/head.json`, JSON.stringify({ latestHlc: 5 }));
     expect(res.status).toBe(400);
-    expect(JSON.parse(res.text)).toEqual({ error: "bad_request", message: "head.json must be a JSON object with a string latestHlc." });
+    expect(JSON.parse(res.text)).toEqual({
+      error: "invalid_body",
+      message: "head.json must be a JSON object whose latestHlc is a string of 1 to 1024 printable ASCII characters.",
+    });
   });
 });
 

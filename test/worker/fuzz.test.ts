@@ -359,3 +359,98 @@ describe("fuzzed client messages on the push socket GET /sync/notify/<mesh>", ()
     );
   }, TIMEOUT_MS);
 });
+
+// ---------------------------------------------------------------------------------------------
+// HLC shapes and head.json bodies (issue 9): every client version's change-file names are write-once,
+// and no head.json body can answer 500 or freeze the max-register.
+
+/** HLC texts as different client versions write them: 15 or 16 digits, ISO timestamps, opaque. */
+const anyClientHlc = fc.oneof(
+  hlc,
+  fc
+    .tuple(fc.integer({ min: 0, max: 9_999_999_999_999_999 }), fc.integer({ min: 0, max: 0xffff }), fc.stringMatching(/^[a-z0-9]{1,8}$/))
+    .map(([ms, c, d]) => `${String(ms).padStart(16, "0")}-${c.toString(16).padStart(4, "0")}-${d}`),
+  fc
+    .tuple(fc.date({ min: new Date("2000-01-01T00:00:00Z"), max: new Date("2099-12-31T23:59:59Z"), noInvalidDate: true }), fc.integer({ min: 0, max: 9999 }), fc.stringMatching(/^[a-z0-9]{1,8}$/))
+    .map(([d, c, dev]) => `${d.toISOString()}_${String(c).padStart(4, "0")}_${dev}`),
+  fc.stringMatching(/^[A-Za-z0-9._~:+=-]{1,40}$/),
+);
+
+/** A sane HLC of the 15-digit shape above every generated value (`9` sorts above every digit). */
+const ABOVE_EVERY_DIGIT_HLC = `${"9".repeat(16)}-ffff-zz`;
+
+describe("fuzzed change-file names of every HLC shape", () => {
+  it("are write-once: the first PUT answers 201, a re-encrypted retry 200, and GET serves the first bytes", async () => {
+    await fc.assert(
+      fc.asyncProperty(anyClientHlc, fc.uint8Array({ minLength: 1, maxLength: 64 }), async (h, first) => {
+        const mesh = `fuzz-hlc-${crypto.randomUUID()}`;
+        const path = `/MyApp/changes/${h}-chg_${crypto.randomUUID()}.json`;
+        const url = `${ORIGIN}/io/${mesh}/file?path=${encodeURIComponent(path)}`;
+        const created = await send(url, { method: "PUT", body: first });
+        checkAnswer(created, true, `PUT ${path}`);
+        expect(created.status).toBe(201);
+        const retry = await send(url, { method: "PUT", body: new Uint8Array([...first, 0x21]) });
+        expect(retry.status).toBe(200);
+        const got = await SELF.fetch(url);
+        expect(new Uint8Array(await got.arrayBuffer())).toEqual(first);
+      }),
+      { seed: SEED, numRuns: 60, endOnFailure: true },
+    );
+  }, TIMEOUT_MS);
+});
+
+describe("fuzzed changes/head.json bodies", () => {
+  it("never answer 5xx, refuse every insane latestHlc with 400 invalid_body leaving head as it was, and never freeze head", async () => {
+    const junkHlc = fc.oneof(
+      fc.string({ unit: "binary", maxLength: 30 }),
+      fc.string({ unit: "grapheme", maxLength: 20 }),
+      fc.constantFrom("\uffff", "\ud800", "\udfff", "é", "", "\u0000", "\u007f", "a\nb", "9".repeat(1025), "~".repeat(1025)),
+    );
+    const latest = fc.oneof(anyClientHlc, junkHlc);
+    const body = fc.oneof(
+      { weight: 4, arbitrary: latest.map((v) => JSON.stringify({ latestHlc: v })) },
+      { weight: 1, arbitrary: fc.jsonValue().map((v) => JSON.stringify(v)) },
+      { weight: 1, arbitrary: fc.record({ latestHlc: fc.oneof(fc.integer(), fc.constant(null), fc.array(fc.string())) }).map((v) => JSON.stringify(v)) },
+      { weight: 1, arbitrary: fc.uint8Array({ maxLength: 64 }) },
+    );
+    const sane = (v: unknown): v is string => typeof v === "string" && v.length >= 1 && v.length <= 1024 && /^[\x20-\x7e]+$/.test(v);
+    const utf8 = new TextEncoder();
+    const byteOrder = (a: string, b: string) => {
+      const [x, y] = [utf8.encode(a), utf8.encode(b)];
+      for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
+      return x.length - y.length;
+    };
+    await fc.assert(
+      fc.asyncProperty(anyClientHlc, body, async (start, sent) => {
+        const mesh = `fuzz-head-${crypto.randomUUID()}`;
+        const url = `${ORIGIN}/io/${mesh}/file?path=${encodeURIComponent("/MyApp/changes/head.json")}`;
+        const startBody = JSON.stringify({ latestHlc: start });
+        expect((await send(url, { method: "PUT", body: startBody })).status).toBe(201);
+
+        const answer = await send(url, { method: "PUT", body: sent });
+        checkAnswer(answer, true, `PUT head.json ${typeof sent === "string" ? sent.slice(0, 80) : "bytes"}`);
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(typeof sent === "string" ? sent : new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(sent));
+        } catch {
+          parsed = undefined;
+        }
+        const offered = typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) ? (parsed as { latestHlc?: unknown }).latestHlc : undefined;
+        const current = await send(url, { method: "GET" });
+        if (!sane(offered)) {
+          expect(answer.status).toBe(400);
+          expect(JSON.parse(answer.text)).toMatchObject({ error: "invalid_body" });
+          expect(current.text).toBe(startBody);
+        } else {
+          expect(answer.status).toBe(byteOrder(offered, start) > 0 ? 204 : 200);
+          expect(JSON.parse(current.text)).toEqual({ latestHlc: byteOrder(offered, start) > 0 ? offered : start });
+        }
+        // Not frozen: unless an accepted value already sits above it, a real flush still moves head.
+        const next = await send(url, { method: "PUT", body: JSON.stringify({ latestHlc: ABOVE_EVERY_DIGIT_HLC }) });
+        const stored = (JSON.parse(current.text) as { latestHlc: string }).latestHlc;
+        expect(next.status).toBe(byteOrder(ABOVE_EVERY_DIGIT_HLC, stored) > 0 ? 204 : 200);
+      }),
+      { seed: SEED, numRuns: 150, endOnFailure: true },
+    );
+  }, TIMEOUT_MS);
+});

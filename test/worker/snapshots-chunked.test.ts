@@ -137,7 +137,7 @@ describe("PUT /file mainline snapshot without Content-Length", () => {
     expect(await sha256Hex(await got.arrayBuffer())).toBe(await sha256Hex(body));
   });
 
-  it("writes the same custom metadata and content type as an upload with Content-Length", async () => {
+  it("writes the same custom metadata as an upload with Content-Length, and stores both as application/octet-stream whatever the writer declared", async () => {
     const mesh = newMesh();
     const multipart = snapshotPath(2);
     const single = snapshotPath(3);
@@ -150,8 +150,8 @@ describe("PUT /file mainline snapshot without Content-Length", () => {
     expect(Object.keys(a!.customMetadata ?? {}).sort()).toEqual(Object.keys(b!.customMetadata ?? {}).sort());
     expect(a!.customMetadata).toMatchObject({ path: multipart, class: "snapshot" });
     expect(Number(a!.customMetadata!.modified)).toBeGreaterThan(0);
-    expect(a!.httpMetadata?.contentType).toBe("application/x-snapshot");
-    expect(b!.httpMetadata?.contentType).toBe("application/x-snapshot");
+    expect(a!.httpMetadata?.contentType).toBe("application/octet-stream");
+    expect(b!.httpMetadata?.contentType).toBe("application/octet-stream");
   });
 
   it("refuses an over-limit chunked body with 413 and leaves nothing in R2 or the index", async () => {

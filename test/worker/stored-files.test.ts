@@ -93,11 +93,15 @@ describe("PUT /sync/io/:mesh/stored-file", () => {
     expect(await usage(mesh)).toEqual({ stored_bytes: 300_000, stored_count: 1 });
   });
 
-  it("stores an unreadable plaintext size as null rather than refusing the file", async () => {
+  it("refuses an unreadable plaintext size with 400 and stores nothing", async () => {
     const mesh = newMesh();
     const res = await putStored(mesh, "/App/files/a", "x", { "X-Interocitor-Plaintext-Size": "12kb" });
-    expect(res.status).toBe(201);
-    expect(await res.json()).toMatchObject({ file: { plaintextSize: null } });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toEqual({
+      error: "bad_request",
+      message: "X-Interocitor-Plaintext-Size must be a non-negative integer byte count (at most 2^53 - 1).",
+    });
+    await nothingStored(mesh);
   });
 
   it("refuses a file over 32 MiB with 413 and stores nothing", async () => {

@@ -11,8 +11,9 @@ const ALLOWED_HEADERS = [
   "X-Interocitor-Taint",
   "X-Interocitor-Seal-Guard",
 ].join(", ");
-const ALLOWED_METHODS = "GET, PUT, POST, DELETE, OPTIONS";
-const EXPOSED_HEADERS = "ETag, Last-Modified, Content-Length, Retry-After";
+const ALLOWED_METHODS = "GET, HEAD, PUT, POST, DELETE, OPTIONS";
+// X-Request-Id: a browser app can only put the id in an error report if it may read it.
+const EXPOSED_HEADERS = "ETag, Last-Modified, Content-Length, Retry-After, X-Request-Id";
 
 function allowedOrigin(config: Config, origin: string | null): string | null {
   if (config.corsOrigins === "*") return "*";

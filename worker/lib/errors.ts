@@ -3,6 +3,7 @@
 
 export type ErrorCode =
   | "bad_request"
+  | "invalid_body"
   | "invalid_path"
   | "invalid_mesh_id"
   | "unauthorized"
@@ -20,6 +21,7 @@ export type ErrorCode =
 
 const STATUS_BY_CODE: Record<ErrorCode, number> = {
   bad_request: 400,
+  invalid_body: 400,
   invalid_path: 400,
   invalid_mesh_id: 400,
   unauthorized: 401,

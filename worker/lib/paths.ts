@@ -72,8 +72,12 @@ export function isControlClass(cls: PathClass): boolean {
   return CONTROL_CLASSES.has(cls);
 }
 
-// <15-digit ms>-<4 hex>-<deviceId>-chg_<id>.json; the device id and change id are opaque.
-const CHANGE_FILE = /^\d{15}-[0-9a-fA-F]{4}-.+-chg_[^/]+\.json$/;
+// The protocol's rule, as the upstream runtime applies it: `<anything>-chg_<anything>.json` in a
+// folder named `changes`. The HLC text before `-chg_` differs between client versions (15-digit ms,
+// 16 digits, ISO timestamps, opaque), so it is not parsed: a narrower pattern would treat another
+// version's change files as overwritable "other" files (a retried flush would replace the first
+// bytes, and a compacted file would vanish at once instead of staying readable for its grace).
+const CHANGE_FILE = /^.+-chg_.+\.json$/;
 const GENERATION_FILE = /^manifest-(\d{1,15})\.json$/;
 
 /** Classifies a normalized path by its file name and parent folder name. */

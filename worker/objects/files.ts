@@ -105,10 +105,7 @@ async function putChangeFile(c: PutContext, limit: number): Promise<WriteOutcome
   }
   const sized = await sizedBody(c.request, limit, "change file");
   const meta = { path: c.path, cls: "change" as const, modifiedAt: Date.now() };
-  const stored = await r2.putSyncObject(c.env, c.meshId, meta, sized, {
-    onlyIf: { etagDoesNotMatch: "*" },
-    contentType: c.request.headers.get("Content-Type"),
-  });
+  const stored = await r2.putSyncObject(c.env, c.meshId, meta, sized, { onlyIf: { etagDoesNotMatch: "*" } });
   if (stored === null) {
     const existing = await r2.headSyncObject(c.env, c.meshId, c.path);
     if (existing === null) throw unavailable("The change file was deleted while it was being written; retry.");
@@ -148,10 +145,7 @@ async function putOtherFile(c: PutContext, limit: number): Promise<WriteOutcome>
   checkPreconditions(c.pre, current?.httpEtag ?? null);
   const sized = await sizedBody(c.request, limit, "file");
   const meta = { path: c.path, cls: "other" as const, modifiedAt: Date.now() };
-  const stored = await r2.putSyncObject(c.env, c.meshId, meta, sized, {
-    onlyIf: r2Condition(c.pre, current),
-    contentType: c.request.headers.get("Content-Type"),
-  });
+  const stored = await r2.putSyncObject(c.env, c.meshId, meta, sized, { onlyIf: r2Condition(c.pre, current) });
   if (stored === null) throw new HttpError("precondition_failed", "The object changed while it was being written.");
   const entry = r2.entryFromR2(c.meshId, stored);
   await indexed(() => index.upsertEntry(c.env.DB, c.meshId, entry), "write");
@@ -177,48 +171,48 @@ function push(env: Env, ctx: ExecutionContext, meshId: string, event: { op: "wri
 // ---------------------------------------------------------------- reads
 
 export interface FileBody {
-  body: ReadableStream<Uint8Array> | Uint8Array;
+  /** Null when only the metadata was asked for (HEAD). */
+  body: ReadableStream<Uint8Array> | Uint8Array | null;
   size: number;
   etag: string | null;
   modifiedAt: number | null;
-  contentType: string;
 }
 
 /**
  * GET /file: the exact bytes. A deleted object is never served, except a deleted change file
- * during its grace period (a puller may GET a name it listed just before a compaction).
+ * during its grace period (a puller may GET a name it listed just before a compaction). With
+ * `body: false` (HEAD) the same answer is found from metadata alone: R2 head(), no body read.
  */
-export async function readFile(env: Env, meshId: string, path: string): Promise<FileBody | null> {
+export async function readFile(env: Env, meshId: string, path: string, options: { body: boolean } = { body: true }): Promise<FileBody | null> {
   const cls = classifyPath(path);
   if (isControlClass(cls)) {
     const found = await readControlObject(env, meshId, path);
     if (found !== null) {
       return {
-        body: found.body,
+        body: options.body ? found.body : null,
         size: found.body.byteLength,
         etag: found.entry.etag,
         modifiedAt: found.entry.modifiedAt,
-        contentType: "application/json",
       };
     }
   } else {
-    const [object, allowed] = await Promise.all([r2.getSyncObject(env, meshId, path), indexAllowsServing(env, meshId, path, cls)]);
+    const fetchObject = options.body ? r2.getSyncObject : r2.headSyncObject;
+    const [object, allowed] = await Promise.all([fetchObject(env, meshId, path), indexAllowsServing(env, meshId, path, cls)]);
     if (object !== null && !allowed) {
-      await object.body.cancel();
+      if ("body" in object) await (object as R2ObjectBody).body.cancel();
     } else if (object !== null) {
       const entry = r2.entryFromR2(meshId, object);
       return {
-        body: object.body,
+        body: "body" in object ? (object as R2ObjectBody).body : null,
         size: object.size,
         etag: entry.etag,
         modifiedAt: entry.modifiedAt,
-        contentType: object.httpMetadata?.contentType ?? "application/octet-stream",
       };
     }
   }
   const record = await readEvictionRecord(env, meshId, path);
   if (record === null) return null;
-  return { body: record, size: record.byteLength, etag: null, modifiedAt: null, contentType: "application/json" };
+  return { body: options.body ? record : null, size: record.byteLength, etag: null, modifiedAt: null };
 }
 
 /**
@@ -276,20 +270,29 @@ async function fromIndex(
   return indexed(() => query().all(), "read");
 }
 
+/** The listing window now (PROTOCOL.md section 3, "Deleted change files"; the rule is in object-index.ts). */
+function listingWindowNow(env: Env): index.ListingWindow {
+  return index.listingWindow(Date.now(), readConfig(env).deletedChangeListingMs);
+}
+
 export async function listFiles(env: Env, meshId: string, folder: string): Promise<ObjectEntry[]> {
-  const result = await fromIndex(env, meshId, folder, () => index.listChildrenStatement(env.DB, meshId, folder));
+  const window = listingWindowNow(env);
+  const result = await fromIndex(env, meshId, folder, () => index.listChildrenStatement(env.DB, meshId, folder, window));
   return index.rowsOf(result);
 }
 
 export async function listFolders(env: Env, meshId: string, folder: string): Promise<string[]> {
-  const result = await fromIndex(env, meshId, folder, () => index.childParentsStatement(env.DB, meshId, folder));
+  const window = listingWindowNow(env);
+  const result = await fromIndex(env, meshId, folder, () => index.childParentsStatement(env.DB, meshId, folder, window));
   return index.childFolderNames(folder, result);
 }
 
+/** Metadata of a listed object: live, or a deleted change file inside the listing window. */
 export async function fileMetadata(env: Env, meshId: string, path: string): Promise<ObjectEntry | null> {
+  const window = listingWindowNow(env);
   const result = await fromIndex(env, meshId, parentOf(path), () => index.readRowStatement(env.DB, meshId, path));
   const row = index.rowsOf(result)[0];
-  return row !== undefined && row.deletedAt === null ? row : null;
+  return row !== undefined && index.isListed(row, window) ? index.asListed(row) : null;
 }
 
 // ---------------------------------------------------------------- deletes
@@ -311,13 +314,15 @@ export async function deleteTree(
   const targets: ObjectEntry[] = await indexed(() => index.listLiveSubtree(db, meshId, path), "read");
   let exact = targets.find((t) => t.path === path) ?? null;
   const cls = classifyPath(path);
+  let orphan: ObjectEntry | null = null;
   if (exact === null && !isControlClass(cls)) {
     // An R2 body whose write never reached the index (the client saw 503) is still deletable.
+    // A tombstone (a repeated DELETE of a change file in its window) is not: that answers 404.
     const row = await indexed(() => index.readRow(db, meshId, path), "read");
     if (row === null) {
-      const orphan = await r2.headSyncObject(env, meshId, path);
-      if (orphan !== null) {
-        exact = r2.entryFromR2(meshId, orphan);
+      const head = await r2.headSyncObject(env, meshId, path);
+      if (head !== null) {
+        orphan = exact = r2.entryFromR2(meshId, head);
         targets.push(exact);
       }
     }
@@ -342,7 +347,11 @@ export async function deleteTree(
   if (inR2.length > 0) {
     const byVersion = new Map<number, string[]>();
     for (const t of inR2) byVersion.set(t.version, [...(byVersion.get(t.version) ?? []), t.path]);
-    const statements = () => [...byVersion].flatMap(([version, paths]) => index.tombstoneStatements(db, meshId, paths, now, version));
+    // An orphan gets its real row first, so a change file listed through its window has its size and etag.
+    const statements = () => [
+      ...(orphan === null ? [] : [index.insertIfAbsentStatement(db, meshId, orphan)]),
+      ...[...byVersion].flatMap(([version, paths]) => index.tombstoneStatements(db, meshId, paths, now, version)),
+    ];
     await indexed(() => db.batch([...statements(), touchWriteStatement(db, meshId, now)]), "delete");
 
     const graceMs = readConfig(env).deletedChangeGraceMs;

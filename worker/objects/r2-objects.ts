@@ -17,6 +17,9 @@ export async function r2Call<T>(what: string, work: () => Promise<T>): Promise<T
   }
 }
 
+/** Every sync object is stored and served as opaque bytes. */
+export const SYNC_OBJECT_CONTENT_TYPE = "application/octet-stream";
+
 /** Custom metadata written on every sync object. */
 export interface SyncObjectMeta {
   path: string;
@@ -55,7 +58,7 @@ export async function putSyncObject(
   meshId: string,
   meta: SyncObjectMeta,
   sized: SizedBody,
-  options: { onlyIf?: R2Conditional; contentType?: string | null },
+  options: { onlyIf?: R2Conditional },
 ): Promise<R2Object | null> {
   const key = objectKey(meshId, meta.path);
   const writeId = crypto.randomUUID();
@@ -63,7 +66,8 @@ export async function putSyncObject(
     return await env.BUCKET.put(key, sized.body, {
       onlyIf: options.onlyIf,
       customMetadata: toCustomMetadata(meta, writeId),
-      httpMetadata: { contentType: options.contentType ?? "application/octet-stream" },
+      // Sync objects are ciphertext whatever the writer declared (PROTOCOL.md section 2).
+      httpMetadata: { contentType: SYNC_OBJECT_CONTENT_TYPE },
     });
   } catch (err) {
     if (err instanceof HttpError) throw err;

@@ -32,9 +32,14 @@ export async function putRecoveryWrapper(env: Env, locator: string, body: Uint8A
   return stored;
 }
 
-export async function readRecoveryWrapper(env: Env, locator: string): Promise<R2ObjectBody | null> {
+/** The wrapper with its body, or (HEAD) its metadata alone from R2 head(). */
+export async function readRecoveryWrapper(
+  env: Env,
+  locator: string,
+  options: { body: boolean } = { body: true },
+): Promise<R2ObjectBody | R2Object | null> {
   const key = recoveryKey(locator);
-  return r2Call("get", () => env.BUCKET.get(key));
+  return options.body ? r2Call("get", () => env.BUCKET.get(key)) : r2Call("head", () => env.BUCKET.head(key));
 }
 
 export interface RecoveryQuota {

@@ -12,7 +12,7 @@ import { badRequest, conflict, HttpError, payloadTooLarge, unavailable } from ".
 import { objectKey } from "../lib/paths";
 import type { ObjectEntry, Precondition, WriteOutcome } from "./object-types";
 import { upsertEntry } from "./object-index";
-import { headSyncObject, putSyncObject, toCustomMetadata } from "./r2-objects";
+import { SYNC_OBJECT_CONTENT_TYPE, headSyncObject, putSyncObject, toCustomMetadata } from "./r2-objects";
 
 const WHAT = "snapshot";
 /** How long a non-owner waits for the lease owner's upload to finish before answering 409. */
@@ -166,9 +166,8 @@ async function putOnce(
   path: string,
   sized: SizedBody,
   onlyIf: R2Conditional,
-  contentType: string | null,
 ): Promise<R2Object> {
-  const stored = await putSyncObject(env, meshId, { path, cls: "snapshot", modifiedAt: Date.now() }, sized, { onlyIf, contentType });
+  const stored = await putSyncObject(env, meshId, { path, cls: "snapshot", modifiedAt: Date.now() }, sized, { onlyIf });
   if (stored === null) throw conflict(`Another upload of ${path} landed while this one was streaming; retry.`);
   return stored;
 }
@@ -182,7 +181,7 @@ async function storeSized(
   onlyIf: R2Conditional,
 ): Promise<StoredBody> {
   const body = await hashedBody(request, limit);
-  const stored = await putOnce(env, meshId, path, body.sized, onlyIf, request.headers.get("Content-Type"));
+  const stored = await putOnce(env, meshId, path, body.sized, onlyIf);
   return { etag: stored.httpEtag, size: stored.size, sha256: await body.sha256() };
 }
 
@@ -248,16 +247,14 @@ class PartUploader {
   readonly #env: Env;
   readonly #meshId: string;
   readonly #path: string;
-  readonly #contentType: string | null;
   readonly #metadata: ReturnType<typeof snapshotMetadata>;
   #upload: R2MultipartUpload | null = null;
   readonly #parts: R2UploadedPart[] = [];
 
-  constructor(env: Env, meshId: string, path: string, modifiedAt: number, contentType: string | null) {
+  constructor(env: Env, meshId: string, path: string, modifiedAt: number) {
     this.#env = env;
     this.#meshId = meshId;
     this.#path = path;
-    this.#contentType = contentType;
     this.#metadata = snapshotMetadata(path, modifiedAt);
   }
 
@@ -269,7 +266,7 @@ class PartUploader {
     try {
       this.#upload ??= await this.#env.BUCKET.createMultipartUpload(objectKey(this.#meshId, this.#path), {
         customMetadata: this.#metadata,
-        httpMetadata: { contentType: this.#contentType ?? "application/octet-stream" },
+        httpMetadata: { contentType: SYNC_OBJECT_CONTENT_TYPE },
       });
       this.#parts.push(await this.#upload.uploadPart(this.#parts.length + 1, bytes));
     } catch (err) {
@@ -320,13 +317,12 @@ async function storeChunked(
   body: ReadableStream<Uint8Array>,
   limit: number,
   onlyIf: R2Conditional,
-  contentType: string | null,
 ): Promise<StoredBody> {
   const digestStream = new crypto.DigestStream("SHA-256");
   const digest = digestStream.getWriter();
   const reader = body.getReader();
   const cutter = new PartCutter(PART_BYTES);
-  const uploader = new PartUploader(env, meshId, path, Date.now(), contentType);
+  const uploader = new PartUploader(env, meshId, path, Date.now());
   let seen = 0;
   try {
     for (;;) {
@@ -349,7 +345,7 @@ async function storeChunked(
 
     if (!uploader.started) {
       const bytes = cutter.rest();
-      const stored = await putOnce(env, meshId, path, { body: bytes, length: bytes.byteLength, failure: () => null }, onlyIf, contentType);
+      const stored = await putOnce(env, meshId, path, { body: bytes, length: bytes.byteLength, failure: () => null }, onlyIf);
       return { etag: stored.httpEtag, size: stored.size, sha256 };
     }
     const last = cutter.rest();
@@ -384,10 +380,9 @@ export async function putSnapshot(
     let sha256: string;
     try {
       const onlyIf = await ownerCondition(env, meshId, path);
-      const contentType = request.headers.get("Content-Type");
       const stored =
         request.body !== null && declaredLength(request) === null
-          ? await storeChunked(env, hub, meshId, path, opening.token, request.body, limit, onlyIf, contentType)
+          ? await storeChunked(env, hub, meshId, path, opening.token, request.body, limit, onlyIf)
           : await storeSized(env, meshId, path, request, limit, onlyIf);
       ({ etag, size, sha256 } = stored);
     } catch (err) {

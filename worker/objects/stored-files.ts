@@ -194,6 +194,23 @@ async function cancel(body: ReadableStream<Uint8Array> | Uint8Array): Promise<vo
 }
 
 /**
+ * HEAD: the metadata GET would answer with, from the row and R2 head(); no body is read and no
+ * read is counted (nothing was used).
+ */
+export async function statStoredFile(
+  env: Env,
+  meshId: string,
+  path: string,
+): Promise<{ size: number; etag: string; file: StoredFileMetadata } | null> {
+  const key = storedFileKey(meshId, path);
+  const row = await readRow(env.DB, meshId, path);
+  if (row === null) return null;
+  const object = await r2Call("head", () => env.BUCKET.head(key));
+  if (object === null) return null;
+  return { size: object.size, etag: object.httpEtag, file: toMetadata(row) };
+}
+
+/**
  * GET: the body with its metadata; counts the read before answering. Size and etag are the R2
  * object's own: after an overwrite whose metadata write failed (503, the client retries) they can
  * differ from the row, and the headers must describe the bytes actually sent.

@@ -1,6 +1,7 @@
 // Admin API under /sync/admin/ (requireAdmin: Bearer ADMIN_TOKEN runs first in the route table).
 // JSON in and out; mistakes are HttpErrors. Handlers stay thin: validate, call storage or the
 // hub, shape the answer.
+import type { Env } from "../env";
 import type { Handler } from "../request-context";
 import { badRequest, HttpError, notFound } from "../lib/errors";
 import { DEFAULTS, readConfig } from "../lib/config";
@@ -13,6 +14,8 @@ import { listSessions as listSessionRecords, revokeSession as revokeSessionRecor
 import { readMeshStats } from "../operations/mesh-stats";
 import { DEFAULT_WIPE_BUDGET_MS, DEFAULT_WIPE_MAX_PAGES, deleteMeshUsage, wipeMeshData } from "../operations/mesh-wipe";
 import { ADMIN_RECONCILE_BUDGET_MS, ADMIN_RECONCILE_MAX_PAGES, reconcileMesh as reconcileMeshIndex } from "../operations/reconcile";
+import { exportMeshArchive } from "../operations/mesh-export";
+import { importMeshArchive, meshHoldsAnything } from "../operations/mesh-import";
 import { recoveryTotals } from "../objects/recovery";
 import { runMaintenance } from "./maintenance";
 
@@ -101,9 +104,22 @@ export const revokeSession: Handler = async (request, env) => {
   return json({ session: revoked });
 };
 
+async function readMeshOrNotFound(env: Env, mesh: string) {
+  const [stored, hub, holdsAnything] = await Promise.all([
+    readMeshStats(env.DB, mesh),
+    fromHub(mesh, async () => meshHub(env, mesh).stats()),
+    meshHoldsAnything(env, mesh),
+  ]);
+  // A typo'd mesh id must not read as an empty mesh (stats of zeros, a "complete" wipe). A mesh
+  // with a usage row (an evicted one, or a wipe that did not finish) still exists.
+  const known = holdsAnything || hub.connected > 0 || stored.lastWriteAt !== null || stored.evictedAt !== null;
+  if (!known) throw notFound("no such mesh");
+  return { stored, hub };
+}
+
 export const meshStats: Handler = async (request, env) => {
   const mesh = request.meshId;
-  const [stored, hub] = await Promise.all([readMeshStats(env.DB, mesh), fromHub(mesh, async () => meshHub(env, mesh).stats())]);
+  const { stored, hub } = await readMeshOrNotFound(env, mesh);
   return json({
     mesh,
     objects: stored.objects,
@@ -127,6 +143,19 @@ export const meshStats: Handler = async (request, env) => {
 
 export const wipeMesh: Handler = async (request, env) => {
   const mesh = request.meshId;
+  const { stored, hub: before } = await readMeshOrNotFound(env, mesh);
+  if (new URL(request.url).searchParams.get("dryRun") === "1") {
+    return json({
+      mesh,
+      dryRun: true,
+      wouldRemove: {
+        indexRows: stored.objects + stored.tombstones,
+        storedFiles: stored.storedFiles,
+        controlObjects: before.controlObjects,
+        sockets: before.connected,
+      },
+    });
+  }
   // The hub first: it closes the mesh's sockets and drops the control objects (manifest
   // included), so no device keeps syncing against a half-wiped mesh.
   const hub = await fromHub(mesh, async () => meshHub(env, mesh).wipe());
@@ -175,6 +204,30 @@ export const issueMeshId: Handler = async (_request, env) => {
   return json({ meshId: await issueChecksummedMeshId(secret) }, 201);
 };
 
+/** Streams the mesh as a tar archive (docs/ARCHIVE.md); 404 for a mesh that holds nothing. */
+export const exportMesh: Handler = async (request, env, ctx) => {
+  const mesh = request.meshId;
+  if (!(await fromHub(mesh, () => meshHoldsAnything(env, mesh)))) throw notFound("no such mesh");
+  const body = await fromHub(mesh, () => exportMeshArchive(env, mesh, (p) => ctx.waitUntil(p)));
+  return new Response(body, {
+    status: 200,
+    headers: {
+      "Content-Type": "application/x-tar",
+      "Content-Disposition": `attachment; filename="${mesh.replace(/[^A-Za-z0-9_.-]/g, "_")}.tar"`,
+      "Cache-Control": "no-store",
+    },
+  });
+};
+
+/** Restores an archive into an empty mesh (409 unless empty or ?replace=1); 400 leaves it empty. */
+export const importMesh: Handler = async (request, env) => {
+  const { replace } = request.query;
+  if (Array.isArray(replace)) throw badRequest("Give replace at most once.");
+  if (replace !== undefined && !["1", "0", "true", "false"].includes(replace)) throw badRequest("replace must be 1 or 0.");
+  if (request.body === null) throw badRequest("The request body must be a mesh archive (application/x-tar).");
+  const summary = await importMeshArchive(env, request.meshId, request.body, { replace: replace === "1" || replace === "true" });
+  return json({ ...summary, replaced: replace === "1" || replace === "true" }, 201);
+};
 /** GET /admin/recovery: the tenant's recovery wrappers against their quota and expiry. */
 export const recoveryStats: Handler = async (_request, env) => {
   const config = readConfig(env);

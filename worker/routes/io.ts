@@ -7,6 +7,7 @@ import { readJsonObject } from "../lib/body";
 import { normalizeFilePath, normalizePath } from "../lib/paths";
 import { toFileInfo, type Precondition } from "../objects/object-types";
 import * as files from "../objects/files";
+import { SYNC_OBJECT_CONTENT_TYPE } from "../objects/r2-objects";
 import { touchRead } from "../objects/usage";
 
 const JSON_HEADERS = { "Content-Type": "application/json" };
@@ -41,12 +42,17 @@ function preconditionOf(request: Request): Precondition {
 
 export const health: Handler = (request) => json({ ok: true, mesh: request.meshId });
 
+/**
+ * GET (and HEAD, with metadata only) of a sync object. Always application/octet-stream: sync
+ * objects are ciphertext or client JSON that the client reads as bytes, whatever type the writer
+ * declared (a curl upload must not come back as a form).
+ */
 export const getFile: Handler = async (request, env, ctx) => {
   const path = queryPath(request);
-  const found = await files.readFile(env, request.meshId, path);
+  const found = await files.readFile(env, request.meshId, path, { body: request.isHead !== true });
   touchRead(env, ctx, request.meshId);
   if (found === null) throw new HttpError("not_found", `No file at ${path}.`);
-  const headers = new Headers({ "Content-Type": found.contentType, "Content-Length": String(found.size) });
+  const headers = new Headers({ "Content-Type": SYNC_OBJECT_CONTENT_TYPE, "Content-Length": String(found.size) });
   if (found.etag !== null) headers.set("ETag", found.etag);
   if (found.modifiedAt !== null) headers.set("Last-Modified", new Date(found.modifiedAt).toUTCString());
   headers.set("Cache-Control", "no-store");

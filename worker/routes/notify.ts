@@ -6,7 +6,8 @@ import { openPushSocket, pushHealth } from "../objects/push";
 import { admitSessionSocket } from "../identity/socket-meshes";
 
 export const upgrade: Handler = async (request, env) => {
-  if ((request.headers.get("Upgrade") ?? "").toLowerCase() !== "websocket") {
+  // A HEAD (routed as GET) can never upgrade; it gets the answer a plain GET gets.
+  if (request.isHead === true || (request.headers.get("Upgrade") ?? "").toLowerCase() !== "websocket") {
     throw new HttpError("upgrade_required", "This route only accepts a WebSocket upgrade (Upgrade: websocket).");
   }
   // Upgrades are rare next to IO: a session's socket is recorded (for revocation fan-out) and its

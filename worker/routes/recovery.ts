@@ -45,9 +45,9 @@ export const putWrapper: Handler = async (request, env) => {
 
 export const getWrapper: Handler = async (request, env) => {
   const locator = locatorOf(request.params.locator);
-  const object = await readRecoveryWrapper(env, locator);
+  const object = await readRecoveryWrapper(env, locator, { body: request.isHead !== true });
   if (object === null) throw new HttpError("not_found", "No recovery wrapper at this locator.");
-  return new Response(object.body, {
+  return new Response("body" in object ? (object as R2ObjectBody).body : null, {
     status: 200,
     headers: {
       "Content-Type": "application/octet-stream",

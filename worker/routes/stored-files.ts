@@ -30,12 +30,25 @@ function sealGuardOf(request: Request): string | null {
   return guard.trim().toLowerCase();
 }
 
+/**
+ * The client states the plaintext size as a byte count. A present value that is not a
+ * non-negative safe integer is refused: storing it as null would silently lose what the client
+ * meant to record. A blank header states nothing and reads as absent (like a blank If-Match).
+ */
+function plaintextSizeOf(request: Request): number | null {
+  const raw = optionalHeader(request, "X-Interocitor-Plaintext-Size")?.trim() ?? "";
+  if (raw === "") return null;
+  const size = /^\d+$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(size)) {
+    throw badRequest("X-Interocitor-Plaintext-Size must be a non-negative integer byte count (at most 2^53 - 1).");
+  }
+  return size;
+}
+
 function uploadOf(request: Request): stored.StoredFileUpload {
   const deviceId = optionalHeader(request, "X-Interocitor-Device-Id")?.trim() ?? "";
   if (deviceId === "") throw badRequest("X-Interocitor-Device-Id is required and must not be blank.");
-  // Advisory only (PROTOCOL.md section 4 names no 400 for it): an unreadable value is stored as null.
-  const rawSize = optionalHeader(request, "X-Interocitor-Plaintext-Size")?.trim() ?? "";
-  const plaintextSize = /^\d{1,15}$/.test(rawSize) ? Number(rawSize) : null;
+  const plaintextSize = plaintextSizeOf(request);
   const contentType = optionalHeader(request, "Content-Type")?.trim() || "application/octet-stream";
   return {
     contentType,
@@ -57,13 +70,17 @@ export const putStoredFile: Handler = async (request, env) => {
   return json({ file }, status);
 };
 
+/** GET with the body and a counted read; HEAD with the same headers from metadata alone. */
 export const getStoredFile: Handler = async (request, env, ctx) => {
   const path = queryPath(request);
-  const found = await stored.readStoredFile(env, request.meshId, path);
+  const found =
+    request.isHead === true
+      ? await stored.statStoredFile(env, request.meshId, path)
+      : await stored.readStoredFile(env, request.meshId, path);
   touchRead(env, ctx, request.meshId);
   if (found === null) throw new HttpError("not_found", `No stored file at ${path}.`);
   const { file } = found;
-  return new Response(found.body, {
+  return new Response("body" in found ? (found.body as ReadableStream<Uint8Array>) : null, {
     status: 200,
     headers: {
       "Content-Type": file.contentType,
