@@ -3,6 +3,7 @@
 // limits per IP (and none pooled for requests without CF-Connecting-IP), socket caps, and
 // oversized or flooding sockets closed.
 import { request as httpRequest } from "node:http";
+import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWorker, type RunningWorker } from "./support/worker-process";
 
@@ -91,6 +92,56 @@ async function openSocket(mesh: string, token: string): Promise<Socket> {
   return { ws, closingAt: () => closingAt, closed };
 }
 
+/**
+ * A minimal WebSocket client on a raw TCP socket that reports the server's close frame (code and
+ * reason) the moment its bytes arrive: Node's WebSocket only reports the code at its close event,
+ * when the TCP connection ends.
+ */
+async function openRawSocket(mesh: string, token: string): Promise<{ closeFrame: Promise<{ code: number; reason: string; at: number }>; end(): void }> {
+  const socket = connect(worker.port, "127.0.0.1");
+  let buffer = Buffer.alloc(0);
+  let upgraded = false;
+  let onUpgrade: (ok: boolean) => void = () => undefined;
+  const upgradedPromise = new Promise<boolean>((resolve) => (onUpgrade = resolve));
+  let onClose: (frame: { code: number; reason: string; at: number }) => void = () => undefined;
+  const closeFrame = new Promise<{ code: number; reason: string; at: number }>((resolve) => (onClose = resolve));
+  socket.on("data", (chunk: Buffer) => {
+    buffer = Buffer.concat([buffer, chunk]);
+    if (!upgraded) {
+      const end = buffer.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      upgraded = true;
+      onUpgrade(buffer.subarray(0, end).toString().startsWith("HTTP/1.1 101"));
+      buffer = buffer.subarray(end + 4);
+    }
+    // Server frames are unmasked; only small ones are expected here.
+    while (buffer.length >= 2) {
+      const opcode = buffer[0]! & 0x0f;
+      let length = buffer[1]! & 0x7f;
+      let offset = 2;
+      if (length === 126) {
+        if (buffer.length < 4) return;
+        length = buffer.readUInt16BE(2);
+        offset = 4;
+      }
+      if (buffer.length < offset + length) return;
+      const payload = buffer.subarray(offset, offset + length);
+      buffer = buffer.subarray(offset + length);
+      if (opcode === 8) onClose({ code: payload.readUInt16BE(0), reason: payload.subarray(2).toString(), at: Date.now() });
+    }
+  });
+  socket.write(
+    `GET /sync/notify/${mesh}?access_token=${encodeURIComponent(token)} HTTP/1.1\r\nHost: 127.0.0.1:${worker.port}\r\n` +
+      "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+  );
+  const ok = await within(upgradedPromise, 10_000);
+  if (ok !== true) {
+    socket.destroy();
+    throw new Error("raw WebSocket upgrade failed");
+  }
+  return { closeFrame, end: () => socket.destroy() };
+}
+
 /** An upgrade whose refusal we read (Node's fetch and WebSocket cannot show a refused upgrade's body). */
 function refusedUpgrade(mesh: string, token: string): Promise<{ status: number; body: unknown }> {
   return new Promise((resolve, reject) => {
@@ -138,6 +189,13 @@ describe("revocation reaches every socket of the session, over TCP", () => {
       star: [await openSocket(uniqueMesh(), star.token), await openSocket(uniqueMesh(), star.token)],
       key: [await openSocket(`${keyMeshPrefix}a`, ofKey.token), await openSocket(`${keyMeshPrefix}b`, ofKey.token)],
     };
+    // Raw TCP clients beside them read the close frame's code itself as it arrives.
+    const raw = {
+      exact: await openRawSocket(exactMesh, exact.token),
+      prefix: await openRawSocket(`${prefix}c`, prefixSession.token),
+      star: await openRawSocket(uniqueMesh(), star.token),
+      key: await openRawSocket(`${keyMeshPrefix}c`, ofKey.token),
+    };
     // A bystander on a mesh the '*' session also uses stays connected.
     const sharedMesh = uniqueMesh();
     sockets.star.push(await openSocket(sharedMesh, star.token));
@@ -153,7 +211,18 @@ describe("revocation reaches every socket of the session, over TCP", () => {
     revokedAt.key = Date.now();
     expect((await fetch(`${worker.base}/admin/keys/${revokedKey.id}`, { method: "DELETE", headers: auth(ADMIN_TOKEN) })).status).toBe(200);
 
-    const figures: Record<string, { closeFrameMs: number[]; closeEventMs: number[] }> = {};
+    const figures: Record<string, { closeFrameMs: number[]; closeEventMs: number[]; rawCloseFrameMs?: number }> = {};
+    const rawFrames: Record<string, number> = {};
+    for (const [kind, client] of Object.entries(raw) as [keyof typeof sockets, Awaited<ReturnType<typeof openRawSocket>>][]) {
+      const frame = await within(client.closeFrame, 5_000);
+      expect(frame).not.toBe("timeout");
+      if (frame === "timeout") continue;
+      // Close code 4403, read from the wire on the client side, within a second of the revocation.
+      expect(frame).toMatchObject({ code: 4403, reason: "Session revoked." });
+      rawFrames[kind] = frame.at - revokedAt[kind];
+      expect(rawFrames[kind]).toBeLessThan(1_000);
+      client.end();
+    }
     for (const [kind, list] of Object.entries(sockets) as [keyof typeof sockets, Socket[]][]) {
       figures[kind] = { closeFrameMs: [], closeEventMs: [] };
       for (const socket of list) {
@@ -169,6 +238,7 @@ describe("revocation reaches every socket of the session, over TCP", () => {
         expect(frameMs).toBeLessThan(1_000);
       }
     }
+    for (const kind of Object.keys(rawFrames)) figures[kind]!.rawCloseFrameMs = rawFrames[kind];
     console.log(JSON.stringify({ revocationCloseFigures: figures }));
     expect(bystander.ws.readyState).toBe(WebSocket.OPEN);
     bystander.ws.close(1000, "done");
