@@ -90,6 +90,7 @@ export function buildRouter(base: string) {
   r.post("/admin/meshes/:mesh/import", requireAdmin, withMesh, admin.importMesh);
   r.post("/admin/maintenance", requireAdmin, admin.runMaintenanceNow);
   r.post("/admin/mesh-ids", requireAdmin, admin.issueMeshId);
+  r.post("/admin/migrate-upstream", requireAdmin, admin.migrateFromUpstream);
   r.all("/admin/keys", only("GET", "POST"));
   r.all("/admin/keys/:id", only("DELETE"));
   r.all("/admin/sessions", only("GET"));
@@ -100,6 +101,7 @@ export function buildRouter(base: string) {
   r.all("/admin/meshes/:mesh/import", only("POST"));
   r.all("/admin/maintenance", only("POST"));
   r.all("/admin/mesh-ids", only("POST"));
+  r.all("/admin/migrate-upstream", only("POST"));
 
   r.all("*", (): never => { throw notFound("No such route."); });
   return router;
