@@ -17,6 +17,7 @@ export const GROUPS = {
   maintenance: () => import("./cli/maintenance.mjs"),
   "mesh-id": () => import("./cli/mesh-id.mjs"),
   "migrate-upstream": () => import("./cli/migrate-upstream.mjs"),
+  grants: () => import("./cli/grants.mjs"),
 };
 
 const OPTIONS = `options (before the group):

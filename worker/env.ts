@@ -22,6 +22,30 @@ export interface Env {
   SESSION_TTL_SECONDS?: string;
   REVOCATION_CACHE_MS?: string;
   AUTH_RATE_LIMIT_PER_MINUTE?: string;
+  // Identity-provider tokens (JWKS).
+  AUTH_JWKS_URL?: string;
+  AUTH_JWKS?: string;
+  AUTH_ISSUER?: string;
+  AUTH_AUDIENCE?: string;
+  AUTH_ALGORITHMS?: string;
+  AUTH_MESH_CLAIM?: string;
+  AUTH_JWKS_COOLDOWN_MS?: string;
+  AUTH_JWKS_CACHE_MS?: string;
+  AUTH_RATE_LIMIT_PER_IP?: string;
+  AUTH_RATE_LIMIT_PER_KEY?: string;
+  AUTH_FAILURE_LIMIT_PER_MINUTE?: string;
+
+  // Recovery wrappers (README "Revocation and limits").
+  RECOVERY_RATE_LIMIT_PER_MINUTE?: string;
+  RECOVERY_MAX_COUNT?: string;
+  RECOVERY_MAX_BYTES?: string;
+  RECOVERY_TTL_DAYS?: string;
+
+  // Push sockets.
+  PUSH_MAX_SOCKETS_PER_MESH?: string;
+  PUSH_MAX_SOCKETS_PER_SESSION?: string;
+  PUSH_MAX_MESSAGE_BYTES?: string;
+  PUSH_MAX_MESSAGES_PER_MINUTE?: string;
 
   // Routing and CORS.
   MOUNT_PREFIX?: string;
@@ -35,6 +59,7 @@ export interface Env {
   LIMIT_STORED_FILE_BYTES?: string;
   LIMIT_STORED_MESH_BYTES?: string;
   CANDIDATE_LEASE_MS?: string;
+  DELETED_CHANGE_LISTING_MS?: string;
   DELETED_CHANGE_GRACE_MS?: string;
   PUSH_QUIET_MS?: string;
   PUSH_MAX_DELAY_MS?: string;

@@ -39,21 +39,10 @@ async function r2Keys(prefix: string): Promise<string[]> {
 }
 
 describe("GET /sync/admin/meshes/:mesh", () => {
-  it("reports zeros for a mesh that never stored anything", async () => {
-    const mesh = uniqueMesh();
-    expect(await stats(mesh)).toEqual({
-      mesh,
-      objects: 0,
-      bytes: 0,
-      tombstones: 0,
-      storedFiles: 0,
-      storedBytes: 0,
-      lastWriteAt: null,
-      lastReadAt: null,
-      evictedAt: null,
-      evictedRoots: [],
-      hub: { connected: 0, seq: 0, currentGeneration: null, controlObjects: 0, controlBytes: 0 },
-    });
+  it("answers 404 no such mesh for a mesh that never stored anything, so a typo is not read as an empty mesh", async () => {
+    const res = await call(target, `/admin/meshes/${uniqueMesh()}`, asAdmin());
+    expect(res.status).toBe(404);
+    expect(await res.json()).toEqual({ error: "not_found", message: "no such mesh" });
   });
 
   it("counts indexed objects and bytes, stored files, the last write and the hub's generation", async () => {
@@ -109,9 +98,8 @@ describe("DELETE /sync/admin/meshes/:mesh", () => {
       const row = await env.DB.prepare(`SELECT count(*) AS n FROM ${table} WHERE mesh = ?`).bind(mesh).first<{ n: number }>();
       expect(row?.n, table).toBe(0);
     }
-    const s = await stats(mesh);
-    expect(s.hub.controlObjects).toBe(0);
-    expect(s.hub.currentGeneration).toBeNull();
+    // Wiped means gone: the admin API no longer knows the mesh.
+    expect((await call(target, `/admin/meshes/${mesh}`, asAdmin())).status).toBe(404);
     expect(await listFiles(target, mesh, "/App/changes")).toEqual([]);
     const manifest = await call(target, `/io/${mesh}/file?path=/App/manifest.json`);
     expect(manifest.status).toBe(404);
@@ -129,19 +117,27 @@ describe("DELETE /sync/admin/meshes/:mesh", () => {
     expect((await stats(mesh)).hub.currentGeneration).toBe(1);
   });
 
-  it("answers 200 with zero counts for a mesh that holds nothing", async () => {
+  it("answers 404 no such mesh for a mesh that holds nothing, and wipes nothing", async () => {
+    const res = await call(target, `/admin/meshes/${uniqueMesh()}`, asAdmin({ method: "DELETE" }));
+    expect(res.status).toBe(404);
+    expect(await res.json()).toEqual({ error: "not_found", message: "no such mesh" });
+  });
+
+  it("with dryRun=1 reports what a wipe would remove and removes nothing", async () => {
     const mesh = uniqueMesh();
-    const res = await call(target, `/admin/meshes/${mesh}`, asAdmin({ method: "DELETE" }));
+    await bootstrapRoot(target, mesh, "/App");
+    expect((await putFile(target, mesh, `/App/changes/${changeName(1)}`, "x")).status).toBe(201);
+    await putStored(mesh, "/App/files/a", "aaaa");
+    const res = await call(target, `/admin/meshes/${mesh}?dryRun=1`, asAdmin({ method: "DELETE" }));
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({
       mesh,
-      complete: true,
-      r2Objects: 0,
-      indexRows: 0,
-      indexedFolders: 0,
-      storedFiles: 0,
-      hub: { controlObjects: 0, snapshots: 0, closedSockets: 0 },
+      dryRun: true,
+      wouldRemove: { indexRows: 3, storedFiles: 1, controlObjects: 2, sockets: 0 },
     });
+    expect(await listFiles(target, mesh, "/App/changes")).toHaveLength(1);
+    expect(await r2Keys(`f/${mesh}/`)).toHaveLength(1);
+    expect((await call(target, `/io/${mesh}/file?path=/App/manifest.json`)).status).toBe(200);
   });
 });
 
@@ -234,7 +230,9 @@ describe("POST /sync/admin/meshes/:mesh/reconcile", () => {
     expect((await call(target, `/io/${mesh}/file?path=${path}`, { method: "DELETE" })).status).toBe(204);
     expect(await env.BUCKET.head(`m/${mesh}${path}`)).not.toBeNull();
     expect(await reconcile(mesh)).toMatchObject({ added: 0, tombstoned: 0, fixed: 0 });
-    expect(await listFiles(target, mesh, "/App/changes")).toEqual([]);
+    // Still deleted: listed only through its listing window, never revived as live.
+    expect((await listFiles(target, mesh, "/App/changes")).map((f) => f.name)).toEqual([path.slice("/App/changes/".length)]);
+    expect((await call(target, `/io/${mesh}/file?path=${path}`, { method: "DELETE" })).status).toBe(404);
   });
 
   it("resumes after a path: only objects past startAfter are compared", async () => {
@@ -305,7 +303,12 @@ describe("POST /sync/admin/meshes/:mesh/reconcile", () => {
     expect(statuses.slice(0, 30).every((s) => s === 201)).toBe(true);
     expect(statuses.slice(30, 40).every((s) => s === 204)).toBe(true);
     const names = (await listFiles(target, mesh, "/App/changes")).map((f) => f.name).sort();
-    expect(names).toEqual(fresh.map((p) => p.slice("/App/changes/".length)).sort());
+    // The deleted ones stay listed through the listing window, but as tombstones.
+    expect(names).toEqual([...fresh, ...doomed].map((p) => p.slice("/App/changes/".length)).sort());
+    for (const path of doomed) {
+      const row = await env.DB.prepare("SELECT deleted_at FROM objects WHERE mesh = ? AND path = ?").bind(mesh, path).first<{ deleted_at: number | null }>();
+      expect(row?.deleted_at).not.toBeNull();
+    }
     expect(await reconcile(mesh)).toMatchObject({ added: 0, tombstoned: 0, fixed: 0, complete: true });
   });
 

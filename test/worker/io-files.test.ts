@@ -1,6 +1,8 @@
 import { createExecutionContext, env, SELF, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import * as files from "../../worker/objects/files";
+import worker from "../../worker/index";
+import type { Env } from "../../worker/env";
 import { bytes, changeName, textOf, chunked, randomBytes, deleteFile, getFile, indexRows, ioUrl, listNames, newMesh, post, putFile, r2Keys } from "./io-support";
 
 describe("GET /sync/io/:mesh/health", () => {
@@ -123,8 +125,10 @@ describe("PUT /sync/io/:mesh/file", () => {
     await putFile(mesh, path, "original");
     expect((await deleteFile(mesh, path)).status).toBe(204);
     expect((await putFile(mesh, path, "retried flush")).status).toBe(200);
-    expect(await listNames(mesh, "/App/changes")).toEqual([]);
-    expect((await post(mesh, "metadata", { path })).status).toBe(404);
+    // Still listed through its window (PROTOCOL section 3), and still the first bytes, never revived.
+    expect(await listNames(mesh, "/App/changes")).toEqual([name]);
+    expect(await textOf(await getFile(mesh, path))).toBe("original");
+    expect((await deleteFile(mesh, path)).status).toBe(404);
   });
 
   it("writes head.json through the hub and lists it beside the change files", async () => {
@@ -196,26 +200,34 @@ describe("DELETE /sync/io/:mesh/file", () => {
     expect(await res.json()).toMatchObject({ error: "not_found" });
   });
 
-  it("empties the listing at once", async () => {
+  it("keeps deleted change files listed through the window, and other files leave the listing at once", async () => {
     const mesh = newMesh();
     const names = [changeName(1), changeName(2)];
     for (const n of names) await putFile(mesh, `/App/changes/${n}`, n);
-    expect(await listNames(mesh, "/App/changes")).toEqual([...names].sort());
+    await putFile(mesh, "/App/changes/notes.txt", "n");
     for (const n of names) expect((await deleteFile(mesh, `/App/changes/${n}`)).status).toBe(204);
+    expect((await deleteFile(mesh, "/App/changes/notes.txt")).status).toBe(204);
+    expect(await listNames(mesh, "/App/changes")).toEqual([...names].sort());
+    await env.DB.prepare("UPDATE objects SET deleted_at = deleted_at - ? WHERE mesh = ?").bind(10 * 60_000, mesh).run();
     expect(await listNames(mesh, "/App/changes")).toEqual([]);
   });
 
-  it("keeps a deleted change file GETtable during its grace, unlisted and without metadata", async () => {
+  it("lists a deleted change file with metadata dated at its deletion inside the window; a repeated DELETE is 404", async () => {
     const mesh = newMesh();
     const path = `/App/changes/${changeName(7)}`;
     await putFile(mesh, path, "still here");
     expect((await deleteFile(mesh, path)).status).toBe(204);
+    const deletedAt = (await env.DB.prepare("SELECT deleted_at FROM objects WHERE mesh = ? AND path = ?").bind(mesh, path).first<{ deleted_at: number }>())!.deleted_at;
     expect(await textOf(await getFile(mesh, path))).toBe("still here");
-    expect(await listNames(mesh, "/App/changes")).toEqual([]);
     const meta = await post(mesh, "metadata", { path });
-    expect(meta.status).toBe(404);
-    expect(await meta.json()).toEqual({ error: "not_found", message: `No file at ${path}.`, file: null });
+    expect(meta.status).toBe(200);
+    expect(await meta.json()).toMatchObject({ file: { path, size: 10, modifiedTime: new Date(deletedAt).toISOString() } });
     expect((await deleteFile(mesh, path)).status).toBe(404);
+    // Past the window but inside the grace: unlisted, no metadata, still readable by exact GET.
+    await env.DB.prepare("UPDATE objects SET deleted_at = deleted_at - ? WHERE mesh = ? AND path = ?").bind(10 * 60_000, mesh, path).run();
+    expect(await listNames(mesh, "/App/changes")).toEqual([]);
+    expect((await post(mesh, "metadata", { path })).status).toBe(404);
+    expect(await textOf(await getFile(mesh, path))).toBe("still here");
   });
 
   it("stops serving a deleted change file the moment its grace runs out, even before the purge", async () => {
@@ -224,7 +236,7 @@ describe("DELETE /sync/io/:mesh/file", () => {
     await putFile(mesh, path, "old");
     await deleteFile(mesh, path);
     await env.DB.prepare("UPDATE objects SET deleted_at = deleted_at - ? WHERE mesh = ? AND path = ?")
-      .bind(10 * 60_000 + 1, mesh, path)
+      .bind(20 * 60_000 + 1, mesh, path)
       .run();
     expect(await r2Keys(`m/${mesh}/`)).toEqual([`m/${mesh}${path}`]);
     expect((await getFile(mesh, path)).status).toBe(404);
@@ -236,7 +248,7 @@ describe("DELETE /sync/io/:mesh/file", () => {
     await deleteFile(mesh, "/App/a");
     await env.BUCKET.put(`m/${mesh}/App/a`, "left behind");
     expect((await getFile(mesh, "/App/a")).status).toBe(404);
-    expect(await files.purgeExpiredTombstones(env, Date.now() + 10 * 60_000 + 1)).toBeGreaterThanOrEqual(1);
+    expect(await files.purgeExpiredTombstones(env, Date.now() + 20 * 60_000 + 1)).toBeGreaterThanOrEqual(1);
     expect(await r2Keys(`m/${mesh}/`)).toEqual([]);
   });
 
@@ -245,7 +257,7 @@ describe("DELETE /sync/io/:mesh/file", () => {
     const path = `/App/changes/${changeName(8)}`;
     await putFile(mesh, path, "old");
     await deleteFile(mesh, path);
-    const graceMs = 10 * 60_000;
+    const graceMs = 20 * 60_000;
     await files.purgeExpiredTombstones(env, Date.now() + graceMs + 1);
     expect((await getFile(mesh, path)).status).toBe(404);
     expect(await r2Keys(`m/${mesh}/`)).toEqual([]);
@@ -259,7 +271,7 @@ describe("DELETE /sync/io/:mesh/file", () => {
     const mesh = newMesh();
     const path = `/App/changes/${changeName(9)}`;
     await putFile(mesh, path, "gone");
-    const noGrace = { ...env, DELETED_CHANGE_GRACE_MS: "0" };
+    const noGrace = { ...env, DELETED_CHANGE_GRACE_MS: "0", DELETED_CHANGE_LISTING_MS: "0" };
     const ctx = createExecutionContext();
     expect(await files.deleteTree(noGrace, ctx, mesh, path, {})).toBe(true);
     await waitOnExecutionContext(ctx);
@@ -291,6 +303,20 @@ describe("DELETE /sync/io/:mesh/file", () => {
     await post(mesh, "list-files", { path: "/Other" });
     expect((await deleteFile(mesh, "/App/orphan")).status).toBe(204);
     expect(await r2Keys(`m/${mesh}/`)).toEqual([]);
+  });
+
+  it("refuses to serve with a grace not longer than the listing window: 503 with the vars to fix", async () => {
+    const ctx = createExecutionContext();
+    const bad = { ...env, DELETED_CHANGE_LISTING_MS: "600000", DELETED_CHANGE_GRACE_MS: "600000" } as Env;
+    const res = await worker.fetch(new Request(ioUrl(newMesh(), "list-files"), { method: "POST", body: '{"path":"/App"}' }), bad, ctx);
+    await waitOnExecutionContext(ctx);
+    expect(res.status).toBe(503);
+    expect(await res.json()).toEqual({
+      error: "unavailable",
+      message:
+        "meshbox config: DELETED_CHANGE_GRACE_MS (600000) must be greater than DELETED_CHANGE_LISTING_MS (600000): " +
+        "a deleted change file listed at the window's last moment must still be readable; fix the vars in wrangler.toml.",
+    });
   });
 
   it("refuses to delete the mesh root", async () => {

@@ -3,8 +3,11 @@ import { describe, expect, it } from "vitest";
 import {
   fillFolder,
   isIndexed,
+  isListed,
   listChildFolders,
   listChildren,
+  listingWindow,
+  markPurgedStatements,
   readRow,
   selfAndAncestors,
   subtreeRange,
@@ -14,6 +17,8 @@ import {
 import type { ObjectEntry } from "../../worker/objects/object-types";
 
 const mesh = () => `idx-${crypto.randomUUID()}`;
+/** The default window (10 minutes) at a moment long after every tombstone these tests write. */
+const later = listingWindow(1_000_000_000, 600_000);
 
 function entry(path: string, over: Partial<ObjectEntry> = {}): ObjectEntry {
   return { path, size: 3, etag: '"e1"', modifiedAt: 1_000, cls: "other", location: "r2", version: 0, ...over };
@@ -53,7 +58,7 @@ describe("tombstoneEntries", () => {
     const m = mesh();
     await tombstoneEntries(env.DB, m, ["/R/other.bin"], 3_000);
     await fillFolder(env.DB, m, "/R", [entry("/R/other.bin"), entry("/R/kept.bin")], 4_000);
-    expect((await listChildren(env.DB, m, "/R")).map((r) => r.path)).toEqual(["/R/kept.bin"]);
+    expect((await listChildren(env.DB, m, "/R", later)).map((r) => r.path)).toEqual(["/R/kept.bin"]);
     expect(await isIndexed(env.DB, m, "/R/deeper/still")).toBe(true);
     expect(await isIndexed(env.DB, m, "/Rx")).toBe(false);
   });
@@ -75,9 +80,9 @@ describe("tombstoneEntries", () => {
     const m = mesh();
     const paths = Array.from({ length: 450 }, (_, i) => `/big/f${String(i).padStart(4, "0")}`);
     await fillFolder(env.DB, m, "/big", paths.map((p) => entry(p)), 1);
-    expect(await listChildren(env.DB, m, "/big")).toHaveLength(450);
+    expect(await listChildren(env.DB, m, "/big", later)).toHaveLength(450);
     await tombstoneEntries(env.DB, m, paths, 2);
-    expect(await listChildren(env.DB, m, "/big")).toHaveLength(0);
+    expect(await listChildren(env.DB, m, "/big", later)).toHaveLength(0);
   });
 });
 
@@ -86,8 +91,61 @@ describe("listChildFolders", () => {
     const m = mesh();
     for (const p of ["/R/b/x", "/R/a/y/z", "/R/a/w", "/R/file", "/R/gone/q", "/Rx/no"]) await upsertEntry(env.DB, m, entry(p));
     await tombstoneEntries(env.DB, m, ["/R/gone/q"], 9);
-    expect(await listChildFolders(env.DB, m, "/R")).toEqual(["a", "b"]);
-    expect(await listChildFolders(env.DB, m, "/")).toEqual(["R", "Rx"]);
+    expect(await listChildFolders(env.DB, m, "/R", later)).toEqual(["a", "b"]);
+    expect(await listChildFolders(env.DB, m, "/", later)).toEqual(["R", "Rx"]);
+  });
+});
+
+describe("the listing window of deleted change files", () => {
+  const change = (name: string) => entry(`/R/changes/${name}`, { cls: "change", modifiedAt: 1_000, size: 7, etag: '"c1"' });
+
+  it("lists a change file deleted inside the window with its size, etag and the deletion time as modifiedAt", async () => {
+    const m = mesh();
+    await upsertEntry(env.DB, m, change("a-chg_1.json"));
+    await tombstoneEntries(env.DB, m, ["/R/changes/a-chg_1.json"], 50_000);
+    const inside = listingWindow(50_000 + 599_999, 600_000);
+    expect(await listChildren(env.DB, m, "/R/changes", inside)).toEqual([
+      { ...change("a-chg_1.json"), modifiedAt: 50_000, deletedAt: 50_000 },
+    ]);
+    expect(await listChildFolders(env.DB, m, "/R", inside)).toEqual(["changes"]);
+    expect(isListed((await readRow(env.DB, m, "/R/changes/a-chg_1.json"))!, inside)).toBe(true);
+  });
+
+  it("stops listing it when the window has run out, and never lists it with a window of 0", async () => {
+    const m = mesh();
+    await upsertEntry(env.DB, m, change("a-chg_1.json"));
+    await tombstoneEntries(env.DB, m, ["/R/changes/a-chg_1.json"], 50_000);
+    const past = listingWindow(50_000 + 600_000, 600_000);
+    expect(await listChildren(env.DB, m, "/R/changes", past)).toEqual([]);
+    expect(await listChildFolders(env.DB, m, "/R", past)).toEqual([]);
+    expect(await listChildren(env.DB, m, "/R/changes", listingWindow(50_000, 0))).toEqual([]);
+    expect(isListed((await readRow(env.DB, m, "/R/changes/a-chg_1.json"))!, past)).toBe(false);
+  });
+
+  it("never lists a deleted file of another class, nor a change file whose body is purged", async () => {
+    const m = mesh();
+    await upsertEntry(env.DB, m, change("a-chg_1.json"));
+    await upsertEntry(env.DB, m, entry("/R/changes/notes.txt"));
+    await tombstoneEntries(env.DB, m, ["/R/changes/a-chg_1.json", "/R/changes/notes.txt"], 50_000);
+    const inside = listingWindow(50_001, 600_000);
+    expect((await listChildren(env.DB, m, "/R/changes", inside)).map((r) => r.path)).toEqual(["/R/changes/a-chg_1.json"]);
+    await env.DB.batch(markPurgedStatements(env.DB, [{ mesh: m, path: "/R/changes/a-chg_1.json" }]));
+    expect(await listChildren(env.DB, m, "/R/changes", inside)).toEqual([]);
+  });
+
+  it("keeps the window through a fill of a folder never indexed, which cannot revive the tombstone", async () => {
+    const m = mesh();
+    await upsertEntry(env.DB, m, change("a-chg_1.json"));
+    await tombstoneEntries(env.DB, m, ["/R/changes/a-chg_1.json"], 50_000);
+    // R2 still holds the body (its grace), so a fill of /R from R2 lists it as if it were live.
+    await fillFolder(env.DB, m, "/R", [change("a-chg_1.json"), change("b-chg_2.json")], 60_000);
+    const inside = listingWindow(60_000, 600_000);
+    expect(await listChildren(env.DB, m, "/R/changes", inside)).toEqual([
+      { ...change("a-chg_1.json"), modifiedAt: 50_000, deletedAt: 50_000 },
+      { ...change("b-chg_2.json"), deletedAt: null },
+    ]);
+    const past = listingWindow(50_000 + 600_000, 600_000);
+    expect((await listChildren(env.DB, m, "/R/changes", past)).map((r) => r.path)).toEqual(["/R/changes/b-chg_2.json"]);
   });
 });
 

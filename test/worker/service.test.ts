@@ -2,11 +2,11 @@ import { SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 
 describe("GET /sync/health", () => {
-  it("answers 200 JSON with no auth", async () => {
+  it("answers 200 JSON with no auth, naming the configured auth modes", async () => {
     const res = await SELF.fetch("http://meshbox.test/sync/health");
     expect(res.status).toBe(200);
     expect(res.headers.get("Content-Type")).toContain("application/json");
-    expect(await res.json()).toEqual({ ok: true, service: "meshbox" });
+    expect(await res.json()).toEqual({ ok: true, service: "meshbox", auth: ["open"] });
   });
 
   it("answers an unknown route with a JSON 404", async () => {

@@ -270,20 +270,29 @@ async function fromIndex(
   return indexed(() => query().all(), "read");
 }
 
+/** The listing window now (PROTOCOL.md section 3, "Deleted change files"; the rule is in object-index.ts). */
+function listingWindowNow(env: Env): index.ListingWindow {
+  return index.listingWindow(Date.now(), readConfig(env).deletedChangeListingMs);
+}
+
 export async function listFiles(env: Env, meshId: string, folder: string): Promise<ObjectEntry[]> {
-  const result = await fromIndex(env, meshId, folder, () => index.listChildrenStatement(env.DB, meshId, folder));
+  const window = listingWindowNow(env);
+  const result = await fromIndex(env, meshId, folder, () => index.listChildrenStatement(env.DB, meshId, folder, window));
   return index.rowsOf(result);
 }
 
 export async function listFolders(env: Env, meshId: string, folder: string): Promise<string[]> {
-  const result = await fromIndex(env, meshId, folder, () => index.childParentsStatement(env.DB, meshId, folder));
+  const window = listingWindowNow(env);
+  const result = await fromIndex(env, meshId, folder, () => index.childParentsStatement(env.DB, meshId, folder, window));
   return index.childFolderNames(folder, result);
 }
 
+/** Metadata of a listed object: live, or a deleted change file inside the listing window. */
 export async function fileMetadata(env: Env, meshId: string, path: string): Promise<ObjectEntry | null> {
+  const window = listingWindowNow(env);
   const result = await fromIndex(env, meshId, parentOf(path), () => index.readRowStatement(env.DB, meshId, path));
   const row = index.rowsOf(result)[0];
-  return row !== undefined && row.deletedAt === null ? row : null;
+  return row !== undefined && index.isListed(row, window) ? index.asListed(row) : null;
 }
 
 // ---------------------------------------------------------------- deletes
@@ -305,13 +314,15 @@ export async function deleteTree(
   const targets: ObjectEntry[] = await indexed(() => index.listLiveSubtree(db, meshId, path), "read");
   let exact = targets.find((t) => t.path === path) ?? null;
   const cls = classifyPath(path);
+  let orphan: ObjectEntry | null = null;
   if (exact === null && !isControlClass(cls)) {
     // An R2 body whose write never reached the index (the client saw 503) is still deletable.
+    // A tombstone (a repeated DELETE of a change file in its window) is not: that answers 404.
     const row = await indexed(() => index.readRow(db, meshId, path), "read");
     if (row === null) {
-      const orphan = await r2.headSyncObject(env, meshId, path);
-      if (orphan !== null) {
-        exact = r2.entryFromR2(meshId, orphan);
+      const head = await r2.headSyncObject(env, meshId, path);
+      if (head !== null) {
+        orphan = exact = r2.entryFromR2(meshId, head);
         targets.push(exact);
       }
     }
@@ -336,7 +347,11 @@ export async function deleteTree(
   if (inR2.length > 0) {
     const byVersion = new Map<number, string[]>();
     for (const t of inR2) byVersion.set(t.version, [...(byVersion.get(t.version) ?? []), t.path]);
-    const statements = () => [...byVersion].flatMap(([version, paths]) => index.tombstoneStatements(db, meshId, paths, now, version));
+    // An orphan gets its real row first, so a change file listed through its window has its size and etag.
+    const statements = () => [
+      ...(orphan === null ? [] : [index.insertIfAbsentStatement(db, meshId, orphan)]),
+      ...[...byVersion].flatMap(([version, paths]) => index.tombstoneStatements(db, meshId, paths, now, version)),
+    ];
     await indexed(() => db.batch([...statements(), touchWriteStatement(db, meshId, now)]), "delete");
 
     const graceMs = readConfig(env).deletedChangeGraceMs;

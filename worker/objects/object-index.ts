@@ -183,31 +183,73 @@ export async function readLiveEntry(db: D1Database, meshId: string, path: string
   return row && row.deletedAt === null ? row : null;
 }
 
-export function listChildrenStatement(db: D1Database, meshId: string, folder: string): D1PreparedStatement {
+// ---------------------------------------------------------------- the listing window
+// PROTOCOL.md section 3, "Deleted change files": a deleted change file stays listed (list-files,
+// list-folders, metadata) for the listing window, described as deleted at its deletion time, so
+// a connected device that has not pulled it yet, and a device about to compact, still merge it.
+// Everything that decides "is this row listed" lives here, in SQL (listedWhere) and in code
+// (isListed) that say the same thing; any other index layout must keep both. A row is listed when
+// - it is live, or
+// - it is a change file deleted less than the window ago whose body is still in R2 (location
+//   'r2': not purged, not found missing by reconcile), so every listed name can be read by GET.
+
+/** The listing window at one moment: tombstones of change files deleted after `deletedAfter` are listed. */
+export interface ListingWindow {
+  deletedAfter: number;
+}
+
+/** A window of 0 lists no tombstone at all (not even one deleted in this very millisecond). */
+export function listingWindow(now: number, listingMs: number): ListingWindow {
+  return { deletedAfter: listingMs > 0 ? now - listingMs : Number.MAX_SAFE_INTEGER };
+}
+
+/** The SQL condition for a listed row; `param` is the placeholder bound to window.deletedAfter. */
+function listedWhere(param: string): string {
+  return `(deleted_at IS NULL OR (class = 'change' AND location = 'r2' AND deleted_at > ${param}))`;
+}
+
+/** Listed rows are described with their deletion time as modifiedTime (see the module comment above). */
+const LISTED_COLUMNS =
+  "path, size, etag, coalesce(deleted_at, modified_at) AS modified_at, class, location, version, deleted_at";
+
+/** isListed in code: the same rule as listedWhere, for a row read by exact path. */
+export function isListed(row: IndexRow, window: ListingWindow): boolean {
+  if (row.deletedAt === null) return true;
+  return row.cls === "change" && row.location === "r2" && row.deletedAt > window.deletedAfter;
+}
+
+/** A listed row as listings describe it: a deleted change file shows its deletion time. */
+export function asListed(row: IndexRow): IndexRow {
+  return row.deletedAt === null ? row : { ...row, modifiedAt: row.deletedAt };
+}
+
+export function listChildrenStatement(db: D1Database, meshId: string, folder: string, window: ListingWindow): D1PreparedStatement {
   return db
-    .prepare(`SELECT ${COLUMNS} FROM objects WHERE mesh = ?1 AND parent = ?2 AND deleted_at IS NULL ORDER BY name`)
-    .bind(meshId, folder);
+    .prepare(`SELECT ${LISTED_COLUMNS} FROM objects WHERE mesh = ?1 AND parent = ?2 AND ${listedWhere("?3")} ORDER BY name`)
+    .bind(meshId, folder, window.deletedAfter);
 }
 
-/** Live direct children of a folder, sorted by name. */
-export async function listChildren(db: D1Database, meshId: string, folder: string): Promise<IndexRow[]> {
-  return rowsOf(await listChildrenStatement(db, meshId, folder).all());
+/** Listed direct children of a folder, sorted by name. */
+export async function listChildren(db: D1Database, meshId: string, folder: string, window: ListingWindow): Promise<IndexRow[]> {
+  return rowsOf(await listChildrenStatement(db, meshId, folder, window).all());
 }
 
-export function childParentsStatement(db: D1Database, meshId: string, folder: string): D1PreparedStatement {
+export function childParentsStatement(db: D1Database, meshId: string, folder: string, window: ListingWindow): D1PreparedStatement {
   const [from, to] = subtreeRange(folder);
   return db
     .prepare(
       `SELECT DISTINCT parent FROM objects
-       WHERE mesh = ?1 AND parent >= ?2 AND parent < ?3 AND deleted_at IS NULL`,
+       WHERE mesh = ?1 AND parent >= ?2 AND parent < ?3 AND ${listedWhere("?4")}`,
     )
-    .bind(meshId, from, to);
+    .bind(meshId, from, to, window.deletedAfter);
 }
 
-/** Names of the folders directly under `folder` that hold at least one live object, sorted. */
-export async function listChildFolders(db: D1Database, meshId: string, folder: string): Promise<string[]> {
-  return childFolderNames(folder, await childParentsStatement(db, meshId, folder).all());
+/** Names of the folders directly under `folder` that hold at least one listed object, sorted. */
+export async function listChildFolders(db: D1Database, meshId: string, folder: string, window: ListingWindow): Promise<string[]> {
+  return childFolderNames(folder, await childParentsStatement(db, meshId, folder, window).all());
 }
+
+// ---------------------------------------------------------------- subtrees and fills
 
 /** Folder names from the result of childParentsStatement. */
 export function childFolderNames(folder: string, result: D1Result): string[] {
@@ -285,15 +327,18 @@ export async function fillFolder(
   await db.batch(statements);
 }
 
-/** Inserts an entry only if the index has no row for its path (repairs without resurrecting). */
-export async function insertEntryIfAbsent(db: D1Database, meshId: string, entry: ObjectEntry): Promise<boolean> {
-  const result = await db
+export function insertIfAbsentStatement(db: D1Database, meshId: string, entry: ObjectEntry): D1PreparedStatement {
+  return db
     .prepare(
       `INSERT OR IGNORE INTO objects (mesh, path, parent, name, size, etag, modified_at, class, location, version, deleted_at)
        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL)`,
     )
-    .bind(meshId, entry.path, parentOf(entry.path), nameOf(entry.path), entry.size, entry.etag, entry.modifiedAt, entry.cls, entry.location, entry.version)
-    .run();
+    .bind(meshId, entry.path, parentOf(entry.path), nameOf(entry.path), entry.size, entry.etag, entry.modifiedAt, entry.cls, entry.location, entry.version);
+}
+
+/** Inserts an entry only if the index has no row for its path (repairs without resurrecting). */
+export async function insertEntryIfAbsent(db: D1Database, meshId: string, entry: ObjectEntry): Promise<boolean> {
+  const result = await insertIfAbsentStatement(db, meshId, entry).run();
   return (result.meta.changes ?? 0) > 0;
 }
 

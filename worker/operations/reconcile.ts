@@ -86,13 +86,18 @@ function fixIfUnchanged(db: D1Database, meshId: string, e: ObjectEntry, seenEtag
     .bind(meshId, e.path, e.size, e.etag, e.modifiedAt, seenEtag);
 }
 
-function tombstoneIfUnchanged(db: D1Database, meshId: string, row: RowState, at: number): D1PreparedStatement {
+/**
+ * Tombstones a row whose object is gone. An R2 row is marked 'purged' at once: its body is
+ * confirmed missing, so the listing window (object-index.ts) must not list it (a GET would answer
+ * 404 and halt the puller) and the purge has nothing left to remove.
+ */
+function tombstoneIfUnchanged(db: D1Database, meshId: string, row: RowState, at: number, location: "r2" | "hub"): D1PreparedStatement {
   return db
     .prepare(
-      `UPDATE objects SET deleted_at = ?3
+      `UPDATE objects SET deleted_at = ?3, location = ?6
        WHERE mesh = ?1 AND path = ?2 AND etag = ?4 AND version = ?5 AND deleted_at IS NULL`,
     )
-    .bind(meshId, row.path, at, row.etag, row.version);
+    .bind(meshId, row.path, at, row.etag, row.version, location === "r2" ? "purged" : "hub");
 }
 
 async function runCounted(db: D1Database, statements: D1PreparedStatement[]): Promise<number> {
@@ -175,7 +180,7 @@ async function reconcileR2(env: Env, meshId: string, budget: ReconcileBudget, re
       report.scanned.heads++;
       // The listing is a moment ago; a write since then may have put the body back.
       if ((await env.BUCKET.head(`m/${meshId}${row.path}`)) === null) {
-        tombstones.push(tombstoneIfUnchanged(env.DB, meshId, row, now));
+        tombstones.push(tombstoneIfUnchanged(env.DB, meshId, row, now, "r2"));
       }
     }
     report.added += await runCounted(env.DB, inserts);
@@ -227,7 +232,7 @@ async function reconcileHub(env: Env, meshId: string, report: ReconcileReport, n
 
   const tombstones = rows
     .filter((r) => r.deleted_at === null && !live.has(r.path))
-    .map((r) => tombstoneIfUnchanged(env.DB, meshId, r, now));
+    .map((r) => tombstoneIfUnchanged(env.DB, meshId, r, now, "hub"));
   report.tombstoned += await runCounted(env.DB, tombstones);
 }
 

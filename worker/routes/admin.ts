@@ -1,9 +1,10 @@
 // Admin API under /sync/admin/ (requireAdmin: Bearer ADMIN_TOKEN runs first in the route table).
 // JSON in and out; mistakes are HttpErrors. Handlers stay thin: validate, call storage or the
 // hub, shape the answer.
+import type { Env } from "../env";
 import type { Handler } from "../request-context";
 import { badRequest, HttpError, notFound } from "../lib/errors";
-import { DEFAULTS } from "../lib/config";
+import { DEFAULTS, readConfig } from "../lib/config";
 import { readBodyWithin, readJsonObject } from "../lib/body";
 import { normalizePath } from "../lib/paths";
 import { issueChecksummedMeshId, validateMeshId } from "../lib/mesh-id";
@@ -16,6 +17,7 @@ import { DEFAULT_WIPE_BUDGET_MS, DEFAULT_WIPE_MAX_PAGES, deleteMeshUsage, wipeMe
 import { ADMIN_RECONCILE_BUDGET_MS, ADMIN_RECONCILE_MAX_PAGES, reconcileMesh as reconcileMeshIndex } from "../operations/reconcile";
 import { exportMeshArchive } from "../operations/mesh-export";
 import { importMeshArchive, meshHoldsAnything } from "../operations/mesh-import";
+import { recoveryTotals } from "../objects/recovery";
 import { runMaintenance } from "./maintenance";
 
 const json = (body: unknown, status = 200): Response =>
@@ -103,9 +105,22 @@ export const revokeSession: Handler = async (request, env) => {
   return json({ session: revoked });
 };
 
+async function readMeshOrNotFound(env: Env, mesh: string) {
+  const [stored, hub, holdsAnything] = await Promise.all([
+    readMeshStats(env.DB, mesh),
+    fromHub(mesh, async () => meshHub(env, mesh).stats()),
+    meshHoldsAnything(env, mesh),
+  ]);
+  // A typo'd mesh id must not read as an empty mesh (stats of zeros, a "complete" wipe). A mesh
+  // with a usage row (an evicted one, or a wipe that did not finish) still exists.
+  const known = holdsAnything || hub.connected > 0 || stored.lastWriteAt !== null || stored.evictedAt !== null;
+  if (!known) throw notFound("no such mesh");
+  return { stored, hub };
+}
+
 export const meshStats: Handler = async (request, env) => {
   const mesh = request.meshId;
-  const [stored, hub] = await Promise.all([readMeshStats(env.DB, mesh), fromHub(mesh, async () => meshHub(env, mesh).stats())]);
+  const { stored, hub } = await readMeshOrNotFound(env, mesh);
   return json({
     mesh,
     objects: stored.objects,
@@ -129,6 +144,19 @@ export const meshStats: Handler = async (request, env) => {
 
 export const wipeMesh: Handler = async (request, env) => {
   const mesh = request.meshId;
+  const { stored, hub: before } = await readMeshOrNotFound(env, mesh);
+  if (new URL(request.url).searchParams.get("dryRun") === "1") {
+    return json({
+      mesh,
+      dryRun: true,
+      wouldRemove: {
+        indexRows: stored.objects + stored.tombstones,
+        storedFiles: stored.storedFiles,
+        controlObjects: before.controlObjects,
+        sockets: before.connected,
+      },
+    });
+  }
   // The hub first: it closes the mesh's sockets and drops the control objects (manifest
   // included), so no device keeps syncing against a half-wiped mesh.
   const hub = await fromHub(mesh, async () => meshHub(env, mesh).wipe());
@@ -213,4 +241,17 @@ export const migrateFromUpstream: Handler = async (request, env) => {
   if (cursor !== undefined && (typeof cursor !== "string" || mesh !== undefined)) throw badRequest("cursor must be a string, and only with all.");
   if (typeof mesh === "string") validateMeshId(mesh);
   return json(await migrateUpstream(env, { mesh: mesh as string | undefined, all: all === true, dryRun: dryRun === true, cursor: cursor as string | undefined }));
+};
+
+/** GET /admin/recovery: the tenant's recovery wrappers against their quota and expiry. */
+export const recoveryStats: Handler = async (_request, env) => {
+  const config = readConfig(env);
+  const totals = await recoveryTotals(env.DB);
+  return json({
+    count: totals.count,
+    bytes: totals.bytes,
+    maxCount: config.recoveryMaxCount,
+    maxBytes: config.recoveryMaxBytes,
+    ttlDays: config.recoveryTtlDays,
+  });
 };
