@@ -5,6 +5,9 @@ export interface Env {
   BUCKET: R2Bucket;
   DB: D1Database;
   MESH_HUB: DurableObjectNamespace<MeshHub>;
+  /** The upstream runtime's database and bucket, bound only for `migrate-upstream` (README "Moving in"). */
+  LEGACY_DB?: D1Database;
+  LEGACY_FILES?: R2Bucket;
 
   // Auth (see README "Auth"). Secrets are set with `wrangler secret put`.
   ALLOW_OPEN_ACCESS?: string;

@@ -91,6 +91,7 @@ export function buildRouter(base: string) {
   r.post("/admin/meshes/:mesh/import", requireAdmin, withMesh, admin.importMesh);
   r.post("/admin/maintenance", requireAdmin, admin.runMaintenanceNow);
   r.post("/admin/mesh-ids", requireAdmin, admin.issueMeshId);
+  r.post("/admin/migrate-upstream", requireAdmin, admin.migrateFromUpstream);
   r.get("/admin/grants", requireAdmin, adminGrants.listGrants);
   r.post("/admin/grants", requireAdmin, adminGrants.addGrant);
   r.delete("/admin/grants/:id", requireAdmin, adminGrants.revokeGrant);
@@ -105,6 +106,7 @@ export function buildRouter(base: string) {
   r.all("/admin/meshes/:mesh/import", only("POST"));
   r.all("/admin/maintenance", only("POST"));
   r.all("/admin/mesh-ids", only("POST"));
+  r.all("/admin/migrate-upstream", only("POST"));
   r.all("/admin/grants", only("GET", "POST"));
   r.all("/admin/grants/:id", only("DELETE"));
   r.all("/admin/recovery", only("GET"));

@@ -7,11 +7,12 @@ import { badRequest, HttpError, notFound } from "../lib/errors";
 import { DEFAULTS, readConfig } from "../lib/config";
 import { readBodyWithin, readJsonObject } from "../lib/body";
 import { normalizePath } from "../lib/paths";
-import { issueChecksummedMeshId } from "../lib/mesh-id";
+import { issueChecksummedMeshId, validateMeshId } from "../lib/mesh-id";
 import { meshHub } from "../hub-client";
 import { createApiKey, listApiKeys, revokeApiKey } from "../identity/api-keys";
 import { listSessions as listSessionRecords, revokeSession as revokeSessionRecord } from "../identity/sessions";
 import { readMeshStats } from "../operations/mesh-stats";
+import { migrateUpstream } from "../operations/upstream-migration";
 import { DEFAULT_WIPE_BUDGET_MS, DEFAULT_WIPE_MAX_PAGES, deleteMeshUsage, wipeMeshData } from "../operations/mesh-wipe";
 import { ADMIN_RECONCILE_BUDGET_MS, ADMIN_RECONCILE_MAX_PAGES, reconcileMesh as reconcileMeshIndex } from "../operations/reconcile";
 import { exportMeshArchive } from "../operations/mesh-export";
@@ -228,6 +229,20 @@ export const importMesh: Handler = async (request, env) => {
   const summary = await importMeshArchive(env, request.meshId, request.body, { replace: replace === "1" || replace === "true" });
   return json({ ...summary, replaced: replace === "1" || replace === "true" }, 201);
 };
+
+/** POST /admin/migrate-upstream `{ mesh? | all?, dryRun?, cursor? }`: one page of the upstream move. */
+export const migrateFromUpstream: Handler = async (request, env) => {
+  const body = await readJsonObject(request, 64 * 1024, { allowEmpty: true });
+  const { mesh, all, dryRun, cursor } = body;
+  if (mesh !== undefined && (typeof mesh !== "string" || mesh === "")) throw badRequest("mesh must be a non-empty string.");
+  if (all !== undefined && all !== true) throw badRequest("all must be true when given.");
+  if ((mesh === undefined) === (all === undefined)) throw badRequest("Give exactly one of mesh or all.");
+  if (dryRun !== undefined && typeof dryRun !== "boolean") throw badRequest("dryRun must be a boolean.");
+  if (cursor !== undefined && (typeof cursor !== "string" || mesh !== undefined)) throw badRequest("cursor must be a string, and only with all.");
+  if (typeof mesh === "string") validateMeshId(mesh);
+  return json(await migrateUpstream(env, { mesh: mesh as string | undefined, all: all === true, dryRun: dryRun === true, cursor: cursor as string | undefined }));
+};
+
 /** GET /admin/recovery: the tenant's recovery wrappers against their quota and expiry. */
 export const recoveryStats: Handler = async (_request, env) => {
   const config = readConfig(env);
