@@ -80,7 +80,7 @@ describe("admin grants", () => {
     }
     const put = await call(target, "/admin/grants", asAdmin({ method: "PUT" }));
     expect(put.status).toBe(405);
-    expect(put.headers.get("Allow")).toBe("GET, POST");
+    expect(put.headers.get("Allow")).toBe("GET, POST, HEAD");
     const get = await call(target, "/admin/grants/grt_0123456789abcdef", asAdmin({ method: "GET" }));
     expect(get.status).toBe(405);
     expect(get.headers.get("Allow")).toBe("DELETE");
