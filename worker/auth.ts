@@ -86,6 +86,16 @@ export async function sessionSigningKeys(env: Env): Promise<SigningKeys | null> 
   return signingKeysFrom(env.SESSION_SIGNING_KEY, env.SESSION_SIGNING_KEY_PREVIOUS);
 }
 
+/** Names of the auth modes this deployment has configured, for the landing document (never the secrets). */
+export function configuredAuthModes(env: Env, config: Config): string[] {
+  const modes: string[] = [];
+  if (configuredSecret(env.SESSION_SIGNING_KEY) !== null) modes.push("session");
+  if (configuredSecret(env.MESH_TOKEN_SECRET) !== null) modes.push("bearer");
+  if (configuredSecret(env.ADMIN_TOKEN) !== null) modes.push("admin");
+  if (config.allowOpenAccess) modes.push("open");
+  return modes;
+}
+
 async function modesOf(env: Env, config: Config): Promise<Modes> {
   return {
     sessions: await sessionSigningKeys(env),

@@ -34,6 +34,8 @@ export function buildRouter(base: string) {
     finally: [orNotFound, withoutBodyForHead, corsify, logRequest],
   });
   const r = router;
+  r.get("/", service.landing);
+  r.all("/", only("GET"));
   r.get("/health", service.health);
   r.all("/health", only("GET"));
 
