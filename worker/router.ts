@@ -36,6 +36,8 @@ export function buildRouter(base: string) {
   const r = router;
   r.get("/", service.landing);
   r.all("/", only("GET"));
+  r.get("/openapi.json", service.openApi);
+  r.all("/openapi.json", only("GET"));
   r.get("/health", service.health);
   r.all("/health", only("GET"));
 

@@ -4,6 +4,7 @@ import type { Handler } from "../request-context";
 import { readConfig } from "../lib/config";
 import { VERSION } from "../lib/version";
 import { configuredAuthModes } from "../auth";
+import { openApiDocument } from "../openapi";
 
 export const health: Handler = () => json({ ok: true, service: "meshbox" });
 
@@ -19,3 +20,5 @@ export const landing: Handler = (_request, env) => {
     auth: configuredAuthModes(env, config),
   });
 };
+
+export const openApi: Handler = (_request, env) => json(openApiDocument(readConfig(env).mountPrefix));
