@@ -16,6 +16,7 @@ export const GROUPS = {
   usage: () => import("./cli/usage.mjs"),
   maintenance: () => import("./cli/maintenance.mjs"),
   "mesh-id": () => import("./cli/mesh-id.mjs"),
+  grants: () => import("./cli/grants.mjs"),
 };
 
 const OPTIONS = `options (before the group):

@@ -19,6 +19,30 @@ export interface Env {
   SESSION_TTL_SECONDS?: string;
   REVOCATION_CACHE_MS?: string;
   AUTH_RATE_LIMIT_PER_MINUTE?: string;
+  // Identity-provider tokens (JWKS).
+  AUTH_JWKS_URL?: string;
+  AUTH_JWKS?: string;
+  AUTH_ISSUER?: string;
+  AUTH_AUDIENCE?: string;
+  AUTH_ALGORITHMS?: string;
+  AUTH_MESH_CLAIM?: string;
+  AUTH_JWKS_COOLDOWN_MS?: string;
+  AUTH_JWKS_CACHE_MS?: string;
+  AUTH_RATE_LIMIT_PER_IP?: string;
+  AUTH_RATE_LIMIT_PER_KEY?: string;
+  AUTH_FAILURE_LIMIT_PER_MINUTE?: string;
+
+  // Recovery wrappers (README "Revocation and limits").
+  RECOVERY_RATE_LIMIT_PER_MINUTE?: string;
+  RECOVERY_MAX_COUNT?: string;
+  RECOVERY_MAX_BYTES?: string;
+  RECOVERY_TTL_DAYS?: string;
+
+  // Push sockets.
+  PUSH_MAX_SOCKETS_PER_MESH?: string;
+  PUSH_MAX_SOCKETS_PER_SESSION?: string;
+  PUSH_MAX_MESSAGE_BYTES?: string;
+  PUSH_MAX_MESSAGES_PER_MINUTE?: string;
 
   // Routing and CORS.
   MOUNT_PREFIX?: string;

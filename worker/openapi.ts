@@ -62,6 +62,12 @@ const OPS: Record<string, Partial<Record<Method, Op>>> = {
   "/admin/meshes/{mesh}/export": { get: { summary: "Export a mesh as a tar archive", auth: "admin", produces: "tar", statuses: { "404": "No such mesh" } } },
   "/admin/meshes/{mesh}/import": { post: { summary: "Import a mesh archive", auth: "admin", query: ["replace"], body: "tar", statuses: { "201": "Imported", "409": "Mesh not empty" } } },
   "/admin/maintenance": { post: { summary: "Run maintenance now", auth: "admin", body: "json" } },
+  "/admin/grants": {
+    get: { summary: "List mesh grants", auth: "admin" },
+    post: { summary: "Add a mesh grant", auth: "admin", body: "json", statuses: { "201": "Granted" } },
+  },
+  "/admin/grants/{id}": { delete: { summary: "Revoke a mesh grant", auth: "admin", statuses: { "404": "No such grant" } } },
+  "/admin/recovery": { get: { summary: "Recovery wrappers against their quota and expiry", auth: "admin" } },
   "/admin/mesh-ids": { post: { summary: "Issue a checksummed mesh id", auth: "admin", statuses: { "201": "Issued" } } },
 };
 

@@ -6,32 +6,15 @@ import type { MeshRequest } from "./request-context";
 import { readConfig } from "./lib/config";
 import { preflightResponse, withCors } from "./lib/cors";
 import { errorResponse, notFound } from "./lib/errors";
+import { hooksOf, type AuditEvent, type AuditHook } from "./hooks";
 
-/** What the audit hook hears: one completed storage write or delete (a 2xx answer). */
-export interface AuditEvent {
-  requestId: string;
-  /** Epoch ms when the request completed. */
-  at: number;
-  op: "write" | "delete";
-  /** Route pattern, e.g. "/sync/io/:mesh/file". */
-  route: string;
-  /** Mesh id, or null for recovery wrappers (they live outside every mesh). */
-  mesh: string | null;
-  /** The `path` query parameter as sent, or the recovery locator; null when there is none. */
-  target: string | null;
-  status: number;
-  /** Declared request body size, or null when the client streamed without Content-Length. */
-  bytesIn: number | null;
-  /** How the caller authenticated ("open", "bearer", "session"), and the session subject. */
-  principal: { kind: string; subject: string | null } | null;
-}
-
-export type AuditHook = (event: AuditEvent, env: Env) => void | Promise<void>;
+export type { AuditEvent, AuditHook } from "./hooks";
 
 let auditHook: AuditHook | null = null;
 
 /**
- * Installs (or, with null, removes) a callback for completed storage writes and deletes, e.g. to
+ * Installs (or, with null, removes) a process-wide callback (createMeshbox's `audit` option takes
+ * precedence for its own requests) for completed storage writes and deletes, e.g. to
  * forward them to a queue or an analytics dataset. It runs after the response is sent (in
  * waitUntil), so it never delays or fails a client request; its errors are logged and dropped.
  */
@@ -150,7 +133,7 @@ function auditEventOf(request: MeshRequest, status: number, at: number): AuditEv
 }
 
 function runAuditHook(event: AuditEvent, env: Env, ctx: ExecutionContext | undefined): void {
-  const hook = auditHook;
+  const hook = hooksOf(env).audit ?? auditHook;
   if (hook === null) return;
   const run = (async () => hook(event, env))().catch((err: unknown) => {
     console.error(

@@ -14,6 +14,7 @@ import * as notify from "./routes/notify";
 import * as recovery from "./routes/recovery";
 import * as authRoutes from "./routes/auth";
 import * as admin from "./routes/admin";
+import * as adminGrants from "./routes/admin-grants";
 
 const read = requireAccess("read");
 const write = requireAccess("write");
@@ -96,6 +97,10 @@ export function buildRouter(base: string) {
   r.post("/admin/meshes/:mesh/import", requireAdmin, withMesh, admin.importMesh);
   r.post("/admin/maintenance", requireAdmin, admin.runMaintenanceNow);
   r.post("/admin/mesh-ids", requireAdmin, admin.issueMeshId);
+  r.get("/admin/grants", requireAdmin, adminGrants.listGrants);
+  r.post("/admin/grants", requireAdmin, adminGrants.addGrant);
+  r.delete("/admin/grants/:id", requireAdmin, adminGrants.revokeGrant);
+  r.get("/admin/recovery", requireAdmin, admin.recoveryStats);
   r.all("/admin/keys", only("GET", "POST"));
   r.all("/admin/keys/:id", only("DELETE"));
   r.all("/admin/sessions", only("GET"));
@@ -108,6 +113,9 @@ export function buildRouter(base: string) {
   r.all("/admin/meshes/:mesh/import", only("POST"));
   r.all("/admin/maintenance", only("POST"));
   r.all("/admin/mesh-ids", only("POST"));
+  r.all("/admin/grants", only("GET", "POST"));
+  r.all("/admin/grants/:id", only("DELETE"));
+  r.all("/admin/recovery", only("GET"));
 
   r.all("*", (): never => { throw notFound("No such route."); });
   return router;

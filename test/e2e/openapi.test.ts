@@ -49,6 +49,9 @@ describe("GET /sync/openapi.json", () => {
   it("is linked from the landing document", async () => {
     const res = await fetch(worker.base);
     expect(res.status).toBe(200);
-    expect(((await res.json()) as { openapi: string }).openapi).toBe("/sync/openapi.json");
+    const landing = (await res.json()) as { openapi: string; version: string };
+    expect(landing.openapi).toBe("/sync/openapi.json");
+    // worker/lib/version.ts must follow package.json's version.
+    expect(landing.version).toBe((JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")) as { version: string }).version);
   });
 });

@@ -4,11 +4,11 @@ import type { Env } from "../../worker/env";
 import { ADMIN_TOKEN, adminEnv, call } from "./admin-support";
 
 describe("GET /sync/health", () => {
-  it("answers 200 JSON with no auth", async () => {
+  it("answers 200 JSON with no auth, naming the configured auth modes", async () => {
     const res = await SELF.fetch("http://meshbox.test/sync/health");
     expect(res.status).toBe(200);
     expect(res.headers.get("Content-Type")).toContain("application/json");
-    expect(await res.json()).toEqual({ ok: true, service: "meshbox" });
+    expect(await res.json()).toEqual({ ok: true, service: "meshbox", auth: ["open"] });
   });
 
   it("answers an unknown route with a JSON 404", async () => {
@@ -54,10 +54,10 @@ describe("GET /sync (landing document)", () => {
     const doc = JSON.parse(text) as { auth: string[] };
     expect(doc).toEqual({
       service: "meshbox",
-      version: "0.1.0",
+      version: "0.2.0",
       docs: { protocol: "docs/PROTOCOL.md", client: "docs/CLIENT.md" },
       openapi: "/sync/openapi.json",
-      auth: expect.arrayContaining(["session", "bearer", "admin"]) as unknown as string[],
+      auth: expect.arrayContaining(["session", "bearer"]) as unknown as string[],
     });
   });
 

@@ -2,7 +2,7 @@
 // (GET /admin/usage). A mesh is any id with index rows or a usage row. Paging is keyset on
 // (sort value, mesh id) so a page never repeats or skips a mesh while others are written.
 import type { Env } from "../env";
-import { RECOVERY_PREFIX } from "../lib/paths";
+import { recoveryTotals } from "../objects/recovery";
 
 export type MeshSort = "lastWrite" | "bytes" | "objects";
 export type SortOrder = "asc" | "desc";
@@ -97,9 +97,6 @@ export interface TenantUsage {
   recovery: { count: number; bytes: number };
 }
 
-/** Recovery wrappers live in R2 only; the count is bounded so the route stays within a request's budget. */
-const RECOVERY_MAX_PAGES = 20;
-
 export async function readTenantUsage(env: Env): Promise<TenantUsage> {
   const [meshes, index, stored] = await env.DB.batch<Record<string, number | null>>([
     env.DB.prepare(`SELECT count(*) AS n FROM (SELECT mesh FROM objects UNION SELECT mesh FROM mesh_usage)`),
@@ -116,23 +113,12 @@ export async function readTenantUsage(env: Env): Promise<TenantUsage> {
   const m = meshes?.results[0] ?? {};
   const i = index?.results[0] ?? {};
   const s = stored?.results[0] ?? {};
-  let count = 0;
-  let bytes = 0;
-  let cursor: string | undefined;
-  for (let page = 0; page < RECOVERY_MAX_PAGES; page++) {
-    const listed = await env.BUCKET.list({ prefix: RECOVERY_PREFIX, cursor });
-    for (const o of listed.objects) {
-      count++;
-      bytes += o.size;
-    }
-    if (!listed.truncated) break;
-    cursor = listed.cursor;
-  }
+  const recovery = await recoveryTotals(env.DB);
   return {
     meshes: m.n ?? 0,
     objects: i.objects ?? 0,
     bytes: { change: i.change ?? 0, snapshot: i.snapshot ?? 0, control: i.control ?? 0, other: i.other ?? 0, stored: s.bytes ?? 0 },
     storedFiles: s.files ?? 0,
-    recovery: { count, bytes },
+    recovery,
   };
 }

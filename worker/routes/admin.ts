@@ -4,7 +4,7 @@
 import type { Env } from "../env";
 import type { Handler } from "../request-context";
 import { badRequest, HttpError, notFound } from "../lib/errors";
-import { DEFAULTS } from "../lib/config";
+import { DEFAULTS, readConfig } from "../lib/config";
 import { readBodyWithin, readJsonObject } from "../lib/body";
 import { normalizePath } from "../lib/paths";
 import { issueChecksummedMeshId } from "../lib/mesh-id";
@@ -17,6 +17,7 @@ import { DEFAULT_WIPE_BUDGET_MS, DEFAULT_WIPE_MAX_PAGES, deleteMeshUsage, wipeMe
 import { ADMIN_RECONCILE_BUDGET_MS, ADMIN_RECONCILE_MAX_PAGES, reconcileMesh as reconcileMeshIndex } from "../operations/reconcile";
 import { exportMeshArchive } from "../operations/mesh-export";
 import { importMeshArchive, meshHoldsAnything } from "../operations/mesh-import";
+import { recoveryTotals } from "../objects/recovery";
 import { runMaintenance } from "./maintenance";
 
 const json = (body: unknown, status = 200): Response =>
@@ -227,6 +228,18 @@ export const importMesh: Handler = async (request, env) => {
   if (request.body === null) throw badRequest("The request body must be a mesh archive (application/x-tar).");
   const summary = await importMeshArchive(env, request.meshId, request.body, { replace: replace === "1" || replace === "true" });
   return json({ ...summary, replaced: replace === "1" || replace === "true" }, 201);
+};
+/** GET /admin/recovery: the tenant's recovery wrappers against their quota and expiry. */
+export const recoveryStats: Handler = async (_request, env) => {
+  const config = readConfig(env);
+  const totals = await recoveryTotals(env.DB);
+  return json({
+    count: totals.count,
+    bytes: totals.bytes,
+    maxCount: config.recoveryMaxCount,
+    maxBytes: config.recoveryMaxBytes,
+    ttlDays: config.recoveryTtlDays,
+  });
 };
 
 const MESH_SORTS: readonly MeshSort[] = ["lastWrite", "bytes", "objects"];
