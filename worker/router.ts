@@ -35,6 +35,10 @@ export function buildRouter(base: string) {
     finally: [orNotFound, withoutBodyForHead, corsify, logRequest],
   });
   const r = router;
+  r.get("/", service.landing);
+  r.all("/", only("GET"));
+  r.get("/openapi.json", service.openApi);
+  r.all("/openapi.json", only("GET"));
   r.get("/health", service.health);
   r.all("/health", only("GET"));
 
@@ -84,6 +88,8 @@ export function buildRouter(base: string) {
   r.delete("/admin/keys/:id", requireAdmin, admin.revokeKey);
   r.get("/admin/sessions", requireAdmin, admin.listSessions);
   r.delete("/admin/sessions/:jti", requireAdmin, admin.revokeSession);
+  r.get("/admin/meshes", requireAdmin, admin.listMeshes);
+  r.get("/admin/usage", requireAdmin, admin.tenantUsage);
   r.get("/admin/meshes/:mesh", requireAdmin, withMesh, admin.meshStats);
   r.delete("/admin/meshes/:mesh", requireAdmin, withMesh, admin.wipeMesh);
   r.post("/admin/meshes/:mesh/reconcile", requireAdmin, withMesh, admin.reconcileMesh);
@@ -100,6 +106,8 @@ export function buildRouter(base: string) {
   r.all("/admin/keys/:id", only("DELETE"));
   r.all("/admin/sessions", only("GET"));
   r.all("/admin/sessions/:jti", only("DELETE"));
+  r.all("/admin/meshes", only("GET"));
+  r.all("/admin/usage", only("GET"));
   r.all("/admin/meshes/:mesh", only("GET", "DELETE"));
   r.all("/admin/meshes/:mesh/reconcile", only("POST"));
   r.all("/admin/meshes/:mesh/export", only("GET"));
