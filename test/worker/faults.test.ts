@@ -580,12 +580,21 @@ describe("DELETE /sync/io/<mesh>/file with the Nth R2 or D1 call failing", () =>
         const first = await callWith(envWith({ [binding]: faulty.binding } as Partial<Env>), new Request(fileUrl(mesh, target), { method: "DELETE" }));
         if (faulty.fault.fired === 0) expect(first.status).toBe(204);
         else if (first.status >= 300) expect(first.status).toBe(503);
+        // A deleted change file stays listed, with metadata, through the listing window (PROTOCOL
+        // section 3): settled means "present" for it, and the deletion is then recorded (a repeated
+        // DELETE answers 404). Every other class settles as absent.
+        const settled = c.isChange ? "present" : "absent";
         const state = await expectDeleteConsistent(mesh, probe, c.isChange);
-        if (first.status === 204) expect(state).toBe("absent");
+        if (first.status === 204) expect(state).toBe(settled);
         const retry = await SELF.fetch(fileUrl(mesh, target), { method: "DELETE" });
         await retry.arrayBuffer();
         expect([204, 404]).toContain(retry.status);
-        expect(await expectDeleteConsistent(mesh, probe, c.isChange)).toBe("absent");
+        expect(await expectDeleteConsistent(mesh, probe, c.isChange)).toBe(settled);
+        if (c.isChange) {
+          const again = await SELF.fetch(fileUrl(mesh, target), { method: "DELETE" });
+          await again.arrayBuffer();
+          expect(again.status).toBe(404);
+        }
       });
     }
   }

@@ -22,12 +22,15 @@ describe("DELETE /sync/io/:mesh/file over hub objects", () => {
     await putFile(mesh, "/App/changes/head.json", JSON.stringify({ latestHlc: name.slice(0, 25) }));
     await putFile(mesh, "/App/devices/devA.json", JSON.stringify({ id: "devA" }));
     expect((await deleteFile(mesh, "/App/changes")).status).toBe(204);
-    expect(await listNames(mesh, "/App/changes")).toEqual([]);
+    // The change file stays listed through the deletion window (PROTOCOL section 3); head.json,
+    // a control object, leaves at once.
+    expect(await listNames(mesh, "/App/changes")).toEqual([name]);
     expect((await getFile(mesh, "/App/changes/head.json")).status).toBe(404);
     expect(await listNames(mesh, "/App/devices")).toEqual(["devA.json"]);
     expect((await deleteFile(mesh, "/App/devices/devA.json")).status).toBe(204);
     expect((await getFile(mesh, "/App/devices/devA.json")).status).toBe(404);
-    expect(await (await post(mesh, "list-folders", { path: "/App" })).json()).toEqual({ folders: [] });
+    // changes/ still holds the listed (deleted) change file, so it is still a folder; devices/ is gone.
+    expect(await (await post(mesh, "list-folders", { path: "/App" })).json()).toEqual({ folders: ["changes"] });
   });
 
   it("refuses with 409 to delete a tree holding the committed snapshot, and deletes nothing", async () => {
