@@ -8,7 +8,7 @@ import { readJsonObject } from "../lib/body";
 import { isValidMeshPattern, meshPatternWithin } from "../lib/mesh-id";
 import { signSessionToken, type Scope, type SigningKeys } from "../lib/session-token";
 import { bearerToken, identityTokenClaims, sessionSigningKeys, unauthorized, verifySession } from "../auth";
-import { createIdpSession } from "./idp-session";
+import { createIdpSession, sessionCreated } from "./idp-session";
 import { findLiveApiKey, touchApiKeyStatement, type ApiKeyRecord } from "../identity/api-keys";
 import { insertSessionStatement, revokeSession } from "../identity/sessions";
 import { enforceRateLimit } from "../identity/rate-limit";
@@ -128,17 +128,7 @@ export const createSession: Handler = async (request: MeshRequest, env: Env) => 
   // The key was revoked between the lookup and the insert.
   if (inserted === 0) throw unauthorized("The API key is invalid or revoked.");
 
-  return new Response(
-    JSON.stringify({
-      token,
-      tokenType: "Bearer",
-      expiresAt: new Date(exp * 1000).toISOString(),
-      sessionId: jti,
-      mesh: grant.mesh,
-      scope: grant.scope,
-    }),
-    { status: 201, headers: { "Content-Type": "application/json", "Cache-Control": "no-store" } },
-  );
+  return sessionCreated(token, jti, exp, grant);
 };
 
 /** DELETE /auth/session: revokes the presented session and closes its sockets. */

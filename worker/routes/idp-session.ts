@@ -84,6 +84,11 @@ export async function createIdpSession(
       expiresAt: exp * 1000,
     }).run(),
   );
+  return sessionCreated(token, jti, exp, grant);
+}
+
+/** The 201 answer of POST /auth/session, whichever credential minted the session. */
+export function sessionCreated(token: string, jti: string, exp: number, grant: { mesh: string; scope: Scope }): Response {
   return new Response(
     JSON.stringify({
       token,
