@@ -44,6 +44,7 @@ export async function run(argv, io) {
       meshboxVersion: pkg.version,
       wranglerVersion: pkg.devDependencies.wrangler,
       workersTypesVersion: pkg.devDependencies["@cloudflare/workers-types"],
+      typescriptVersion: pkg.devDependencies.typescript,
     });
     for (const [relative, text] of Object.entries(files)) {
       const target = path.join(dir, relative);

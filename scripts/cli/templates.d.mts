@@ -6,4 +6,5 @@ export declare function tenantFiles(names: {
   meshboxVersion: string;
   wranglerVersion: string;
   workersTypesVersion: string;
+  typescriptVersion: string;
 }): Record<string, string>;

@@ -9,13 +9,13 @@ export const isPlaceholderId = (id) => /^0{8}-0{4}-0{4}-0{4}-[0-9a-f]{12}$/i.tes
 
 /**
  * Every file of a tenant project, path → text.
- * names: { name } (Worker, bucket and database), meshboxVersion, wranglerVersion, workersTypesVersion.
+ * name (of the Worker, bucket and database) and the versions of the dependencies.
  */
-export function tenantFiles({ name, meshboxVersion, wranglerVersion, workersTypesVersion }) {
+export function tenantFiles({ name, meshboxVersion, wranglerVersion, workersTypesVersion, typescriptVersion }) {
   return {
     "wrangler.toml": wranglerToml(name),
     "src/index.ts": workerEntry(),
-    "package.json": `${JSON.stringify(packageJson(name, meshboxVersion, wranglerVersion, workersTypesVersion), null, 2)}\n`,
+    "package.json": `${JSON.stringify(packageJson(name, meshboxVersion, { wranglerVersion, workersTypesVersion, typescriptVersion }), null, 2)}\n`,
     "tsconfig.json": `${JSON.stringify(tsconfig(), null, 2)}\n`,
     ".gitignore": ["node_modules/", ".wrangler/", ".dev.vars", "dist/", ""].join("\n"),
     "README.md": readme(name),
@@ -90,7 +90,7 @@ export default {
 `;
 }
 
-function packageJson(name, meshboxVersion, wranglerVersion, workersTypesVersion) {
+function packageJson(name, meshboxVersion, { wranglerVersion, workersTypesVersion, typescriptVersion }) {
   return {
     name,
     private: true,
@@ -98,13 +98,14 @@ function packageJson(name, meshboxVersion, wranglerVersion, workersTypesVersion)
     scripts: {
       dev: "wrangler dev",
       build: "wrangler deploy --dry-run --outdir dist",
+      typecheck: "tsc --noEmit",
       setup: "meshbox tenant create",
       migrate: "wrangler d1 migrations apply DB --remote",
       // The check refuses the placeholder database_id before anything is uploaded.
       deploy: "meshbox tenant check && wrangler deploy",
     },
     dependencies: { "@meshbox-sync/server": `^${meshboxVersion}` },
-    devDependencies: { "@cloudflare/workers-types": workersTypesVersion, wrangler: wranglerVersion },
+    devDependencies: { "@cloudflare/workers-types": workersTypesVersion, typescript: typescriptVersion, wrangler: wranglerVersion },
   };
 }
 

@@ -83,6 +83,7 @@ describe("meshbox init", () => {
       meshboxVersion: pkg.version,
       wranglerVersion: pkg.devDependencies.wrangler!,
       workersTypesVersion: pkg.devDependencies["@cloudflare/workers-types"]!,
+      typescriptVersion: pkg.devDependencies.typescript!,
     });
     expect(readdirSync(dir, { recursive: true }).map(String).sort()).toEqual(["src", ...Object.keys(expected)].sort());
     for (const [file, text] of Object.entries(expected)) expect(readFileSync(path.join(dir, file), "utf8"), file).toBe(text);
@@ -135,11 +136,15 @@ describe("meshbox init", () => {
     expect(existsSync(path.join(scratch, "x"))).toBe(false);
   });
 
-  it("scaffolds a project that builds offline with wrangler deploy --dry-run against this package", async () => {
+  it("scaffolds a project that typechecks and builds offline with wrangler deploy --dry-run against this package", async () => {
     const dir = await scaffold("dry-tenant");
     // What `npm install` would give it, pointed at this checkout instead of the registry.
-    mkdirSync(path.join(dir, "node_modules", "@meshbox-sync"), { recursive: true });
-    symlinkSync(root, path.join(dir, "node_modules", "@meshbox-sync", "server"), "dir");
+    for (const name of ["@meshbox-sync/server", "@cloudflare/workers-types", "typescript"]) {
+      mkdirSync(path.dirname(path.join(dir, "node_modules", name)), { recursive: true });
+      symlinkSync(name === "@meshbox-sync/server" ? root : path.join(root, "node_modules", name), path.join(dir, "node_modules", name), "dir");
+    }
+    const tsc = await run(process.execPath, [path.join(dir, "node_modules", "typescript", "bin", "tsc"), "--noEmit", "-p", dir], dir);
+    expect(tsc, tsc.stdout).toEqual({ code: 0, stdout: "", stderr: "" });
     const out = path.join(dir, "dist");
     const res = await run(path.join(root, "node_modules", ".bin", "wrangler"), ["deploy", "--dry-run", "--outdir", out], dir);
     expect(res.code, res.stdout + res.stderr).toBe(0);
