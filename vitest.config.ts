@@ -14,6 +14,9 @@ export default defineConfig(async () => {
               wrangler: { configPath: "./wrangler.toml" },
               miniflare: {
                 bindings: { TEST_MIGRATIONS: migrations, LOG_REQUESTS: "0" },
+                // The upstream runtime's database and bucket for the migrate-upstream tests.
+                d1Databases: { LEGACY_DB: "legacy-db" },
+                r2Buckets: { LEGACY_FILES: "legacy-files" },
               },
             }),
           ],

@@ -1,6 +1,6 @@
 // The individual benchmarks. Each takes the running worker and the device simulator module and
 // returns table rows; every loop is bounded in count, and the caller bounds the whole run in time.
-import { median, percentile, pool, timed } from "./stats.mjs";
+import { median, percentile, timed } from "./stats.mjs";
 import { findWorkerdPids, sampleRss } from "./process-memory.mjs";
 
 const MiB = 1024 * 1024;
@@ -30,24 +30,6 @@ async function mustOk(res, what) {
   const text = await res.text();
   if (!res.ok) throw new Error(`${what} answered ${res.status}: ${text.slice(0, 200)}`);
   return text;
-}
-
-/** Sequential PUTs of ~1 KiB change files by one device. */
-export async function changePutLatency({ base, sim, runs, log }) {
-  const perRun = [];
-  for (let run = 0; run < runs; run++) {
-    const d = new sim.Device({ base, mesh: newMesh("put"), deviceId: "dev_put" });
-    const times = [];
-    for (let i = 0; i < 100; i++) {
-      const name = changeName(sim, d.deviceId, i);
-      const body = sim.seal({ change: name, rows: { k: String(i) } }, 700);
-      const { ms } = await timed(async () => mustOk(await d.putFile(d.path(`changes/${name}`), body), "change PUT"));
-      times.push(ms);
-    }
-    perRun.push({ median: median(times), p95: percentile(times, 95) });
-    log(`change PUT latency run ${run + 1}/${runs}: median ${median(times).toFixed(1)} ms`);
-  }
-  return [summarize("change PUT latency (1 KiB, sequential)", "ms", perRun, "100 PUTs per run")];
 }
 
 /** Full client flushes (about 7 requests each) from N concurrent devices on one mesh. */
@@ -118,55 +100,6 @@ export async function pushLatency({ base, sim, runs, log, writes = 200 }) {
     log(`push latency run ${run + 1}/${runs}: p50 ${median(times).toFixed(1)} ms, p95 ${percentile(times, 95).toFixed(1)} ms`);
   }
   return [summarize("push latency (ack -> frame)", "ms", perRun, `${writes} writes per run; includes the 100 ms quiet window`)];
-}
-
-/** Fills `<root>/changes` with `count` sealed change files through concurrent PUTs. */
-async function fillChanges({ base, sim }, mesh, root, count, concurrency = 32) {
-  const d = new sim.Device({ base, mesh, root, deviceId: "dev_fill" });
-  const start = Date.now() - count;
-  const names = Array.from({ length: count }, (_, i) => changeName(sim, d.deviceId, i, start + i));
-  const { ms } = await timed(() =>
-    pool(names, concurrency, async (name, i) => {
-      const body = sim.seal({ change: name, rows: { [`k${i % 50}`]: String(i) } }, 200);
-      await mustOk(await d.putFile(d.path(`changes/${name}`), body), "fill PUT");
-    }),
-  );
-  return { names, perSecond: count / (ms / 1000) };
-}
-
-export async function listAndCatchUp(ctx) {
-  const { base, sim, runs, log } = ctx;
-  const mesh = newMesh("list");
-  const rows = [];
-  const fills = [];
-  for (const [root, count] of [["/Folder1k", 1_000], ["/Folder10k", 10_000]]) {
-    const fill = await fillChanges(ctx, mesh, root, count);
-    fills.push(fill.perSecond);
-    log(`filled ${root}/changes with ${count} files at ${fill.perSecond.toFixed(0)} PUT/s (32 concurrent)`);
-    const d = new sim.Device({ base, mesh, root, deviceId: "dev_list" });
-    const times = [];
-    for (let i = 0; i < Math.max(runs, 10); i++) {
-      const { ms, value } = await timed(() => d.listFiles(d.path("changes")));
-      if (value.length !== count) throw new Error(`listing ${root}/changes returned ${value.length} files, expected ${count}`);
-      times.push(ms);
-    }
-    rows.push({ name: `list-files latency, ${count.toLocaleString("en")} files`, unit: "ms", runs: times.length, median: median(times), p95: percentile(times, 95), note: "POST list-files on one folder", raw: times });
-  }
-  rows.push({ name: "concurrent change PUTs, 32 in flight (10k fill)", unit: "PUT/s", runs: 1, median: fills[1], p95: null, note: `1k fill: ${fills[0].toFixed(0)} PUT/s`, raw: fills });
-  rows.push({ name: "list 10k / list 1k latency ratio", unit: "x", runs: 1, median: rows[1].median / rows[0].median, p95: null, note: "" });
-
-  // Catch-up: a brand-new device connects to the 1k-change mesh and merges everything.
-  await new sim.Device({ base, mesh, root: "/Folder1k", deviceId: "dev_boot" }).bootstrap();
-  const catchUp = [];
-  for (let run = 0; run < runs; run++) {
-    const fresh = new sim.Device({ base, mesh, root: "/Folder1k", deviceId: `dev_new${run}` });
-    const { ms } = await timed(() => fresh.connect());
-    if (fresh.merged.size < 1_000) throw new Error(`catch-up merged ${fresh.merged.size} of 1000 changes`);
-    catchUp.push(ms);
-    log(`catch-up run ${run + 1}/${runs}: ${ms.toFixed(0)} ms for ${fresh.merged.size} changes`);
-  }
-  rows.push({ name: "catch-up, new device over 1,000 change files", unit: "ms", runs, median: median(catchUp), p95: null, note: "connect + pull, sequential GETs as the client does", raw: catchUp });
-  return rows;
 }
 
 /** A 100 MiB snapshot PUT: time, throughput and the workerd process's peak memory. */

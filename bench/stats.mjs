@@ -38,11 +38,28 @@ function fmt(value, digits = 1) {
   return value.toFixed(digits);
 }
 
-/** Renders rows `{ name, median, p95, unit, runs, note }` as a fixed-width text table. */
+/**
+ * Renders rows `{ name, median, p95, unit, runs, note }` as a fixed-width text table; rows that
+ * compare with a floor also carry `floorName, floor, ratio, overhead, target, meets`.
+ */
 export function renderTable(rows) {
-  const header = ["benchmark", "median", "p95", "unit", "runs", "note"];
-  const body = rows.map((r) => [r.name, fmt(r.median), fmt(r.p95), r.unit, String(r.runs), r.note ?? ""]);
+  const header = ["benchmark", "median", "p95", "unit", "runs", "floor", "floor ms", "ratio", "+ms", "target", "meets", "note"];
+  const body = rows.map((r) => [
+    r.name,
+    fmt(r.median),
+    fmt(r.p95),
+    r.unit,
+    String(r.runs),
+    r.floorName ?? "",
+    fmt(r.floor),
+    r.ratio === undefined ? "-" : `${r.ratio.toFixed(2)}x`,
+    fmt(r.overhead),
+    r.target ?? "",
+    r.meets === undefined ? "" : r.meets ? "yes" : "NO",
+    r.note ?? "",
+  ]);
+  const right = new Set([1, 2, 4, 6, 7, 8]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));
-  const line = (cells) => cells.map((c, i) => (i === 1 || i === 2 || i === 4 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join("  ").trimEnd();
+  const line = (cells) => cells.map((c, i) => (right.has(i) ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join("  ").trimEnd();
   return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join("\n");
 }

@@ -42,6 +42,12 @@ const SCHEMA = [
      path_type TEXT NOT NULL,
      at        INTEGER NOT NULL
    )`,
+  // Sessions revoked while this hub held (or was about to accept) their sockets, kept until the
+  // session would have expired anyway, so an upgrade racing the revocation is refused.
+  `CREATE TABLE IF NOT EXISTS revoked_sessions (
+     jti   TEXT PRIMARY KEY,
+     until INTEGER NOT NULL
+   ) WITHOUT ROWID`,
 ];
 
 export function createSchema(sql: SqlStorage): void {

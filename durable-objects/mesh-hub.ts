@@ -34,6 +34,7 @@ import { createSchema, readMeta, writeMeta } from "./hub-schema";
 import { ControlStore } from "./control-store";
 import { SnapshotLedger } from "./snapshot-ledger";
 import { PushHub, closeQuietly } from "./push";
+import { SocketGuard } from "./socket-guard";
 
 /** Meta key of the running import's claim (see claimImport). */
 const IMPORT_CLAIM = "import_claim";
@@ -47,6 +48,7 @@ export class MeshHub extends DurableObject<ConfigVars> {
   readonly #snapshots: SnapshotLedger;
   readonly #control: ControlStore;
   readonly #push: PushHub;
+  readonly #guard: SocketGuard;
   #mesh: string | null = null;
 
   constructor(ctx: DurableObjectState, env: ConfigVars) {
@@ -55,6 +57,13 @@ export class MeshHub extends DurableObject<ConfigVars> {
     this.#snapshots = new SnapshotLedger(ctx.storage.sql);
     this.#control = new ControlStore(ctx.storage.sql, this.#snapshots);
     this.#push = new PushHub(ctx, { quietMs: config.pushQuietMs, maxDelayMs: config.pushMaxDelayMs });
+    this.#guard = new SocketGuard(ctx.storage.sql, {
+      maxPerMesh: config.pushMaxSocketsPerMesh,
+      maxPerSession: config.pushMaxSocketsPerSession,
+      maxMessageBytes: config.pushMaxMessageBytes,
+      maxMessagesPerMinute: config.pushMaxMessagesPerMinute,
+      revokedMemoryMs: (config.sessionTtlSeconds + config.clockToleranceSeconds) * 1000 + 60_000,
+    });
     // Keep-alive pings are answered by the runtime without waking a hibernated hub.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
     void ctx.blockConcurrencyWhile(async () => {
@@ -170,13 +179,21 @@ export class MeshHub extends DurableObject<ConfigVars> {
     const mesh = request.headers.get(HUB_MESH_HEADER);
     if (mesh) this.#remember(mesh);
     const attachment = parseAttachment(request.headers.get(HUB_ATTACHMENT_HEADER));
+    const refusal = this.#guard.refusal(attachment.sessionId, (id) => this.#push.openCount(id), Date.now());
+    if (refusal !== null) {
+      const headers: Record<string, string> = refusal.status === 401 ? { "WWW-Authenticate": "Bearer" } : { "Retry-After": "60" };
+      return Response.json({ error: refusal.error, message: refusal.message }, { status: refusal.status, headers });
+    }
     const response = this.#push.accept(attachment);
     if (attachment.expiresAt !== null) await this.#schedule(false);
     return response;
   }
 
-  override async webSocketMessage(): Promise<void> {
-    // Clients only listen; "ping" is auto-answered. Anything else is ignored on purpose.
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    // Clients only listen; "ping" is auto-answered without waking the hub. Anything else is
+    // ignored, unless it is too big or too frequent: then the socket is closed, nothing else.
+    const verdict = this.#guard.judgeMessage(ws, message, Date.now());
+    if (verdict !== null) closeQuietly(ws, verdict.code, verdict.reason);
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
@@ -213,6 +230,7 @@ export class MeshHub extends DurableObject<ConfigVars> {
 
   /** Closes the sockets of revoked sessions (4403) or expired ones (4401). */
   closeSessions(sessionIds: string[], code: 4401 | 4403): number {
+    if (code === 4403) this.#guard.rememberRevoked(sessionIds, Date.now());
     return this.#push.closeSessions(sessionIds, code, code === 4401 ? "Session expired." : "Session revoked.");
   }
 

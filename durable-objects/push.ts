@@ -50,6 +50,11 @@ export class PushHub {
     return new Response(null, { status: 101, webSocket: client });
   }
 
+  /** Open sockets on this mesh, or of one session. */
+  openCount(sessionId?: string): number {
+    return this.#openSockets(sessionId === undefined ? undefined : sessionTag(sessionId)).length;
+  }
+
   #openSockets(tag?: string): WebSocket[] {
     return this.#ctx.getWebSockets(tag).filter((ws) => ws.readyState === OPEN);
   }

@@ -16,6 +16,8 @@ export const GROUPS = {
   usage: () => import("./cli/usage.mjs"),
   maintenance: () => import("./cli/maintenance.mjs"),
   "mesh-id": () => import("./cli/mesh-id.mjs"),
+  "migrate-upstream": () => import("./cli/migrate-upstream.mjs"),
+  grants: () => import("./cli/grants.mjs"),
 };
 
 const OPTIONS = `options (before the group):

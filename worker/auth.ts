@@ -1,6 +1,8 @@
-// Who is calling, and what may they do. Modes, tried in this order against whichever are
-// configured: 1) session JWT, 2) mesh bearer (hex SHA-256 of meshId + MESH_TOKEN_SECRET),
-// 3) open (ALLOW_OPEN_ACCESS=1, local development only). README "Auth" documents the rules.
+// Who is calling, and what may they do. Modes, tried against whichever are configured:
+// 1) session JWT (HS256, ours), 2) identity-provider JWT (asymmetric, verified against the
+// provider's JWKS), 3) mesh bearer (hex SHA-256 of meshId + MESH_TOKEN_SECRET), 4) open
+// (ALLOW_OPEN_ACCESS=1, local development only). README "Auth" documents the rules.
+import { decodeProtectedHeader } from "jose";
 import type { Env } from "./env";
 import type { Access, Handler, MeshRequest, Principal } from "./request-context";
 import { HttpError } from "./lib/errors";
@@ -17,6 +19,8 @@ import {
 } from "./lib/session-token";
 import { isSessionLive } from "./identity/sessions";
 import { hooksOf, type AuthorizeHook, type Grant } from "./hooks";
+import { idpScopeFor, idpVerifierOf, verifyIdpToken, type IdpClaims, type IdpVerifier } from "./identity/idp-tokens";
+import { countCredentialFailure } from "./identity/abuse-limits";
 
 /** Validates the :mesh route parameter (pattern, then checksum policy) before anything else. */
 export const withMesh: Handler = async (request, env) => {
@@ -109,6 +113,7 @@ export function meshBearerToken(meshId: string, secret: string): Promise<string>
 
 interface Modes {
   sessions: SigningKeys | null;
+  idp: IdpVerifier | null;
   bearerSecret: string | null;
   open: boolean;
 }
@@ -131,18 +136,37 @@ export async function sessionSigningKeys(env: Env): Promise<SigningKeys | null> 
   return signingKeysFrom(env.SESSION_SIGNING_KEY, env.SESSION_SIGNING_KEY_PREVIOUS);
 }
 
+/** Every configured mode; a half-configured one throws 503 auth_not_configured saying what is missing. */
 async function modesOf(env: Env, config: Config): Promise<Modes> {
   return {
     sessions: await sessionSigningKeys(env),
+    idp: idpVerifierOf(config.idp),
     bearerSecret: configuredSecret(env.MESH_TOKEN_SECRET),
     open: config.allowOpenAccess,
   };
 }
 
+export type AuthModeName = "session" | "idp" | "bearer" | "open";
+
+/**
+ * The names of the configured auth modes (never a secret), for /sync/health. Throws 503
+ * auth_not_configured when none is, or when one is half-configured.
+ */
+export async function configuredAuthModes(env: Env): Promise<AuthModeName[]> {
+  const modes = await modesOf(env, readConfig(env));
+  const names: AuthModeName[] = [];
+  if (modes.sessions !== null) names.push("session");
+  if (modes.idp !== null) names.push("idp");
+  if (modes.bearerSecret !== null) names.push("bearer");
+  if (modes.open) names.push("open");
+  if (names.length === 0) throw authNotConfigured();
+  return names;
+}
+
 export function authNotConfigured(): HttpError {
   return new HttpError(
     "auth_not_configured",
-    "No auth is configured: set SESSION_SIGNING_KEY and/or MESH_TOKEN_SECRET with `wrangler secret put`, or ALLOW_OPEN_ACCESS=1 for local development only.",
+    "No auth is configured: set SESSION_SIGNING_KEY and/or MESH_TOKEN_SECRET with `wrangler secret put`, or AUTH_JWKS_URL with AUTH_ISSUER and AUTH_AUDIENCE, or ALLOW_OPEN_ACCESS=1 for local development only.",
   );
 }
 
@@ -175,10 +199,36 @@ export async function verifySession(
     clockToleranceSeconds: config.clockToleranceSeconds,
   });
   if (claims === null) throw unauthorized("The session token is invalid or expired.");
-  if (!(await isSessionLive(env.DB, claims.jti, config.revocationCacheMs))) {
+  if (!(await isSessionLive(env.DB, claims, config.revocationCacheMs))) {
     throw unauthorized("The session has been revoked.");
   }
   return claims;
+}
+
+/**
+ * Session tokens are HS256 and provider tokens asymmetric: the header's alg decides which
+ * verifier sees a JWT when both are configured. Either verifier still enforces its own
+ * algorithm allowlist, so a forged header gains nothing.
+ */
+function isSymmetricJwt(token: string): boolean {
+  try {
+    const alg = decodeProtectedHeader(token).alg;
+    return typeof alg === "string" && alg.toUpperCase().startsWith("HS");
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * For the session exchange: the claims of an identity-provider token when that mode is
+ * configured and the presented credential is an asymmetric JWT; null when it is not one (an API
+ * key, or no provider configured). An invalid provider token throws the 401 naming the check.
+ */
+export async function identityTokenClaims(token: string, env: Env): Promise<IdpClaims | null> {
+  const config = readConfig(env);
+  const verifier = idpVerifierOf(config.idp);
+  if (verifier === null || !looksLikeJwt(token) || isSymmetricJwt(token)) return null;
+  return verifyIdpToken(token, verifier, config.clockToleranceSeconds);
 }
 
 async function authenticate(
@@ -193,6 +243,12 @@ async function authenticate(
   const expectedBearer = modes.bearerSecret !== null ? await meshBearerToken(meshId, modes.bearerSecret) : null;
   if (token === null) throw unauthorized("This mesh needs a bearer token (Authorization: Bearer <token>).");
 
+  if (looksLikeJwt(token) && modes.idp !== null && !(modes.sessions !== null && isSymmetricJwt(token))) {
+    const claims = await verifyIdpToken(token, modes.idp, config.clockToleranceSeconds);
+    const scope = await idpScopeFor(env.DB, claims, meshId, config.revocationCacheMs);
+    if (scope === null) throw forbidden("This identity token grants no access to this mesh (no mesh claim entry or grant covers it).");
+    return { kind: "idp", scope, sessionId: null, subject: claims.sub, expiresAt: claims.exp * 1000 };
+  }
   if (modes.sessions !== null && looksLikeJwt(token)) {
     const claims = await verifySession(token, modes.sessions, env, config);
     if (!meshPatternCovers(claims.mesh, meshId)) throw forbidden("This session is not valid for this mesh.");
@@ -213,8 +269,9 @@ async function authenticate(
 
 /**
  * Authenticates the caller for `meshId` and checks `access`. Open mode (local development)
- * admits whatever would otherwise be a 401; a valid credential's limits (readonly, another
- * mesh) still apply. Under CONCEAL_DENIED every 401/403 becomes the same 404.
+ * admits a request that presents no credential; a presented one must be valid (401 otherwise,
+ * so auth mistakes show on the developer's machine) and its limits (readonly, another mesh)
+ * apply. Under CONCEAL_DENIED every 401/403 becomes the same 404.
  */
 export async function authorizeMesh(
   request: Request,
@@ -224,15 +281,20 @@ export async function authorizeMesh(
 ): Promise<Principal> {
   const config = readConfig(env);
   const modes = await modesOf(env, config);
-  if (modes.sessions === null && modes.bearerSecret === null && !modes.open) throw authNotConfigured();
+  if (modes.sessions === null && modes.idp === null && modes.bearerSecret === null && !modes.open) throw authNotConfigured();
   const token = presentedToken(request, config, meshId);
   try {
     let principal: Principal;
     try {
       principal = await authenticate(token, modes, env, config, meshId);
     } catch (err) {
-      if (modes.open && err instanceof HttpError && err.status === 401) {
+      if (modes.open && token === null && err instanceof HttpError && err.status === 401) {
         return { kind: "open", scope: "full", sessionId: null, subject: null, expiresAt: null };
+      }
+      // Only a presented credential that failed counts (a missing one is no guess), and only
+      // here, off the success path: good traffic pays no extra D1 write.
+      if (token !== null && err instanceof HttpError && err.status === 401) {
+        await countCredentialFailure(env.DB, request, config.authFailureLimitPerMinute);
       }
       throw err;
     }

@@ -5,6 +5,9 @@ export interface Env {
   BUCKET: R2Bucket;
   DB: D1Database;
   MESH_HUB: DurableObjectNamespace<MeshHub>;
+  /** The upstream runtime's database and bucket, bound only for `migrate-upstream` (README "Moving in"). */
+  LEGACY_DB?: D1Database;
+  LEGACY_FILES?: R2Bucket;
 
   // Auth (see README "Auth"). Secrets are set with `wrangler secret put`.
   ALLOW_OPEN_ACCESS?: string;
@@ -19,6 +22,30 @@ export interface Env {
   SESSION_TTL_SECONDS?: string;
   REVOCATION_CACHE_MS?: string;
   AUTH_RATE_LIMIT_PER_MINUTE?: string;
+  // Identity-provider tokens (JWKS).
+  AUTH_JWKS_URL?: string;
+  AUTH_JWKS?: string;
+  AUTH_ISSUER?: string;
+  AUTH_AUDIENCE?: string;
+  AUTH_ALGORITHMS?: string;
+  AUTH_MESH_CLAIM?: string;
+  AUTH_JWKS_COOLDOWN_MS?: string;
+  AUTH_JWKS_CACHE_MS?: string;
+  AUTH_RATE_LIMIT_PER_IP?: string;
+  AUTH_RATE_LIMIT_PER_KEY?: string;
+  AUTH_FAILURE_LIMIT_PER_MINUTE?: string;
+
+  // Recovery wrappers (README "Revocation and limits").
+  RECOVERY_RATE_LIMIT_PER_MINUTE?: string;
+  RECOVERY_MAX_COUNT?: string;
+  RECOVERY_MAX_BYTES?: string;
+  RECOVERY_TTL_DAYS?: string;
+
+  // Push sockets.
+  PUSH_MAX_SOCKETS_PER_MESH?: string;
+  PUSH_MAX_SOCKETS_PER_SESSION?: string;
+  PUSH_MAX_MESSAGE_BYTES?: string;
+  PUSH_MAX_MESSAGES_PER_MINUTE?: string;
 
   // Routing and CORS.
   MOUNT_PREFIX?: string;

@@ -8,9 +8,9 @@ export type Scope = "full" | "readonly";
 /** Who is calling and what they may do. */
 export interface Principal {
   /** "app": admitted by the embedding app's authorize hook (createMeshbox). */
-  kind: "open" | "bearer" | "session" | "app";
+  kind: "open" | "bearer" | "session" | "app" | "idp";
   scope: Scope;
-  /** JWT jti for sessions, else null. */
+  /** JWT jti for sessions, else null (identity-provider tokens are not recorded). */
   sessionId: string | null;
   subject: string | null;
   /** Epoch ms when the credential stops being valid, or null. */

@@ -14,6 +14,7 @@ import * as notify from "./routes/notify";
 import * as recovery from "./routes/recovery";
 import * as authRoutes from "./routes/auth";
 import * as admin from "./routes/admin";
+import * as adminGrants from "./routes/admin-grants";
 
 const read = requireAccess("read");
 const write = requireAccess("write");
@@ -34,6 +35,10 @@ export function buildRouter(base: string) {
     finally: [orNotFound, withoutBodyForHead, corsify, logRequest],
   });
   const r = router;
+  r.get("/", service.landing);
+  r.all("/", only("GET"));
+  r.get("/openapi.json", service.openApi);
+  r.all("/openapi.json", only("GET"));
   r.get("/health", service.health);
   r.all("/health", only("GET"));
 
@@ -83,6 +88,8 @@ export function buildRouter(base: string) {
   r.delete("/admin/keys/:id", requireAdmin, admin.revokeKey);
   r.get("/admin/sessions", requireAdmin, admin.listSessions);
   r.delete("/admin/sessions/:jti", requireAdmin, admin.revokeSession);
+  r.get("/admin/meshes", requireAdmin, admin.listMeshes);
+  r.get("/admin/usage", requireAdmin, admin.tenantUsage);
   r.get("/admin/meshes/:mesh", requireAdmin, withMesh, admin.meshStats);
   r.delete("/admin/meshes/:mesh", requireAdmin, withMesh, admin.wipeMesh);
   r.post("/admin/meshes/:mesh/reconcile", requireAdmin, withMesh, admin.reconcileMesh);
@@ -90,16 +97,27 @@ export function buildRouter(base: string) {
   r.post("/admin/meshes/:mesh/import", requireAdmin, withMesh, admin.importMesh);
   r.post("/admin/maintenance", requireAdmin, admin.runMaintenanceNow);
   r.post("/admin/mesh-ids", requireAdmin, admin.issueMeshId);
+  r.post("/admin/migrate-upstream", requireAdmin, admin.migrateFromUpstream);
+  r.get("/admin/grants", requireAdmin, adminGrants.listGrants);
+  r.post("/admin/grants", requireAdmin, adminGrants.addGrant);
+  r.delete("/admin/grants/:id", requireAdmin, adminGrants.revokeGrant);
+  r.get("/admin/recovery", requireAdmin, admin.recoveryStats);
   r.all("/admin/keys", only("GET", "POST"));
   r.all("/admin/keys/:id", only("DELETE"));
   r.all("/admin/sessions", only("GET"));
   r.all("/admin/sessions/:jti", only("DELETE"));
+  r.all("/admin/meshes", only("GET"));
+  r.all("/admin/usage", only("GET"));
   r.all("/admin/meshes/:mesh", only("GET", "DELETE"));
   r.all("/admin/meshes/:mesh/reconcile", only("POST"));
   r.all("/admin/meshes/:mesh/export", only("GET"));
   r.all("/admin/meshes/:mesh/import", only("POST"));
   r.all("/admin/maintenance", only("POST"));
   r.all("/admin/mesh-ids", only("POST"));
+  r.all("/admin/migrate-upstream", only("POST"));
+  r.all("/admin/grants", only("GET", "POST"));
+  r.all("/admin/grants/:id", only("DELETE"));
+  r.all("/admin/recovery", only("GET"));
 
   r.all("*", (): never => { throw notFound("No such route."); });
   return router;

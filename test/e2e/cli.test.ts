@@ -245,9 +245,34 @@ describe("meshbox mesh", () => {
     expect(wiped.stdout).toMatch(/^complete\s+true$/m);
     expect(wiped.stdout).toMatch(/^r2Objects\s+1$/m);
     expect(wiped.stdout).toMatch(/^hub\.controlObjects\s+2$/m);
-    const after = await json<{ objects: number; hub: { controlObjects: number } }>(["mesh", "stats", mesh]);
-    expect(after.objects).toBe(0);
-    expect(after.hub.controlObjects).toBe(0);
+    // A wiped mesh holds nothing, so its stats answer 404 like a mesh that never existed.
+    const after = await meshbox(["mesh", "stats", mesh]);
+    expect(after.code).toBe(1);
+    expect(after.stderr).toMatch(/^meshbox: no such mesh: /);
+  });
+
+  it("lists meshes under a prefix page by page, and prints tenant-wide usage", async () => {
+    const prefix = `cli${crypto.randomUUID().slice(0, 8)}-`;
+    expect(await put(`${prefix}a`, "/App/one.bin", "1")).toBe(201);
+    expect(await put(`${prefix}b`, "/App/one.bin", "12")).toBe(201);
+    expect(await put(`${prefix}b`, "/App/two.bin", "123")).toBe(201);
+
+    const first = await json<{ meshes: { mesh: string; objects: number; bytes: number }[]; nextCursor: string | null }>(
+      ["mesh", "list", "--prefix", prefix, "--sort", "objects", "--limit", "1"],
+    );
+    expect(first.meshes.map((m) => [m.mesh, m.objects, m.bytes])).toEqual([[`${prefix}b`, 2, 5]]);
+    expect(first.nextCursor).not.toBeNull();
+    const table = await meshbox(["mesh", "list", "--prefix", prefix, "--sort", "objects", "--cursor", first.nextCursor ?? ""]);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(new RegExp(`^${prefix}a\\s+1\\s+1\\s`, "m"));
+    expect(table.stdout).not.toContain(`${prefix}b`);
+
+    const bad = await meshbox(["mesh", "list", "--sort", "size"]);
+    expect(bad.code).toBe(2);
+
+    const usage = await json<{ meshes: number; objects: number; bytes: { other: number } }>(["usage"]);
+    expect(usage.meshes).toBeGreaterThanOrEqual(2);
+    expect(usage.bytes.other).toBeGreaterThanOrEqual(6);
   });
 
   it("exits 1 with 400 for a malformed mesh id", async () => {

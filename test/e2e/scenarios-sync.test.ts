@@ -101,7 +101,9 @@ describe("a late joiner", () => {
     expect([...c.merged].sort()).toEqual([...before].sort());
     const pulled = await c.pull();
     expect(pulled.merged).toEqual([...after].sort());
-    expect(pulled.skipped).toBe(0);
+    // The covered change files are still listed (the listing window): skipped, never fetched.
+    expect(pulled.skipped).toBe(before.length);
+    for (const name of before) expect(c.getsByPath.has(c.path(`changes/${name}`))).toBe(false);
 
     await a.pull();
     await b.pull();

@@ -295,12 +295,24 @@ describe("auth configuration", () => {
     expect(body.message).toContain("MESH_TOKEN_SECRET");
   });
 
-  it("admits requests without a valid credential in open mode, as open principals", async () => {
+  it("admits requests without a credential in open mode, as open principals", async () => {
     const open = authEnv({ ALLOW_OPEN_ACCESS: "1", SESSION_SIGNING_KEY: undefined });
     const mesh = uniqueMesh();
     const openPrincipal = { kind: "open", scope: "full", sessionId: null, subject: null, expiresAt: null };
     expect(await authorize(open, mesh, "write")).toEqual(openPrincipal);
-    expect(await authorize(open, mesh, "write", bearer("stale-token"))).toEqual(openPrincipal);
+  });
+
+  it("answers 401 in open mode when a credential is presented but invalid", async () => {
+    const mesh = uniqueMesh();
+    for (const vars of [{ SESSION_SIGNING_KEY: undefined }, {}, { MESH_TOKEN_SECRET: MESH_SECRET }] as Partial<Env>[]) {
+      const open = authEnv({ ALLOW_OPEN_ACCESS: "1", ...vars });
+      for (const token of ["garbage", "stale-token", "a".repeat(64), await craftToken({ mesh }, { secret: "x".repeat(40) })]) {
+        const res = await call(open, `/io/${mesh}/health`, { headers: bearer(token) });
+        expect(res.status).toBe(401);
+        expect(res.headers.get("WWW-Authenticate")).toBe("Bearer");
+        expect((await res.json<{ error: string }>()).error).toBe("unauthorized");
+      }
+    }
   });
 
   it("keeps a valid session's limits in open mode", async () => {
@@ -309,6 +321,48 @@ describe("auth configuration", () => {
     const { session } = await sessionFor(open, mesh, "readonly");
     expect(await authorize(open, mesh, "read", bearer(session.token))).toMatchObject({ kind: "session" });
     expect((await putOther(open, mesh, bearer(session.token))).status).toBe(403);
+  });
+});
+
+describe("a session token bound to its D1 record", () => {
+  it("refuses a token re-signed with a live jti but a wider mesh or scope than its record", async () => {
+    const mesh = uniqueMesh();
+    const { session } = await sessionFor(authEnv(), mesh, "readonly");
+    const minted = { sub: "device-1", jti: session.sessionId, exp: Math.floor(Date.parse(session.expiresAt) / 1000) };
+    const wider = await craftToken({ ...minted, mesh: "*", scope: "readonly" });
+    const fuller = await craftToken({ ...minted, mesh, scope: "full" });
+    for (const token of [wider, fuller]) {
+      const res = await call(authEnv(), `/io/${mesh}/health`, { headers: bearer(token) });
+      expect(res.status).toBe(401);
+      expect(await res.json()).toEqual({ error: "unauthorized", message: "The session has been revoked." });
+    }
+    // The token the server signed, with the record's own mesh and scope, still passes.
+    expect((await call(authEnv(), `/io/${mesh}/health`, { headers: bearer(session.token) })).status).toBe(200);
+  });
+
+  it("reads the record once per revocation-cache window, for the genuine and the re-signed token alike", async () => {
+    const mesh = uniqueMesh();
+    const { session } = await sessionFor(authEnv(), mesh, "full");
+    let reads = 0;
+    const counting = new Proxy(env.DB, {
+      get(target, prop) {
+        if (prop === "prepare") {
+          return (sql: string) => {
+            if (sql.includes("FROM sessions WHERE jti")) reads++;
+            return target.prepare(sql);
+          };
+        }
+        const value = Reflect.get(target, prop);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const cached = authEnv({ DB: counting as D1Database, REVOCATION_CACHE_MS: "600000" });
+    const forged = await craftToken({ sub: "device-1", jti: session.sessionId, mesh: "*", scope: "full" });
+    for (let i = 0; i < 3; i++) {
+      expect(await authorize(cached, mesh, "write", bearer(session.token))).toMatchObject({ kind: "session" });
+      expect(await authorize(cached, mesh, "write", bearer(forged))).toMatchObject({ status: 401 });
+    }
+    expect(reads).toBe(1);
   });
 });
 

@@ -85,3 +85,60 @@ describe("GET /sync/notify/<mesh> with a session token", () => {
     expect(res.status).toBe(401);
   });
 });
+
+describe("revocation of sessions scoped to '*' or a prefix", () => {
+  it("closes a '*' session's sockets on every mesh it holds them on with 4403", async () => {
+    const target = authEnv();
+    const key = await newKey("*");
+    const star = await mintSession(target, key.key);
+    const meshes = [uniqueMesh(), uniqueMesh(), uniqueMesh()];
+    const sockets = [];
+    for (const mesh of meshes) sockets.push(await openSocket(target, mesh, star.token));
+    await revokeSession(env, star.sessionId);
+    for (const socket of sockets) expect(await closeOf(socket.closed)).toMatchObject({ code: 4403 });
+  });
+
+  it("closes a prefix session's sockets on each of its meshes when its key is revoked", async () => {
+    const prefix = `p-${crypto.randomUUID()}-`;
+    const target = authEnv();
+    const key = await newKey(`${prefix}*`);
+    const session = await mintSession(target, key.key);
+    const a = await openSocket(target, `${prefix}a`, session.token);
+    const b = await openSocket(target, `${prefix}b`, session.token);
+    expect(await revokeApiKey(env, key.id)).toMatchObject({ sessionsRevoked: 1 });
+    expect(await closeOf(a.closed)).toMatchObject({ code: 4403 });
+    expect(await closeOf(b.closed)).toMatchObject({ code: 4403 });
+  });
+
+  it("refuses with 401 an upgrade that reaches a hub after the hub was told of the revocation", async () => {
+    const mesh = uniqueMesh();
+    const target = authEnv();
+    const { session } = await sessionFor(target, mesh);
+    // The hub hears of the revocation before this upgrade arrives (D1 still says live here).
+    await env.MESH_HUB.get(env.MESH_HUB.idFromName(mesh)).closeSessions([session.sessionId], 4403);
+    const res = await call(target, `/notify/${mesh}?access_token=${encodeURIComponent(session.token)}`, {
+      headers: { Upgrade: "websocket" },
+    });
+    expect(res.status).toBe(401);
+    expect(await res.json()).toEqual({ error: "unauthorized", message: "The session has been revoked." });
+  });
+});
+
+// The caps and message limits are the hub's own vars (its env is the test bindings here), so
+// test/e2e/revocation-limits.test.ts drives them with small values against wrangler dev.
+describe("push socket limits", () => {
+  it("answers 'ping' past PUSH_MAX_MESSAGES_PER_MINUTE (default 60) without counting it", async () => {
+    const mesh = uniqueMesh();
+    const target = authEnv();
+    const { session } = await sessionFor(target, mesh);
+    const socket = await openSocket(target, mesh, session.token);
+    const pongs: string[] = [];
+    socket.ws.addEventListener("message", (event) => pongs.push(String(event.data)));
+    for (let i = 0; i < 70; i++) socket.ws.send("ping");
+    const deadline = Date.now() + 4_000;
+    while (pongs.length < 70 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(pongs).toEqual(Array.from({ length: 70 }, () => "pong"));
+    expect(await closeOf(socket.closed, 100)).toBeNull();
+    socket.ws.close(1000, "done");
+  });
+});

@@ -23,8 +23,8 @@ describe("DELETE /sync/io/:mesh/file over hub objects", () => {
     await putFile(mesh, "/App/devices/devA.json", JSON.stringify({ id: "devA" }));
     const before = Date.now();
     expect((await deleteFile(mesh, "/App/changes")).status).toBe(204);
-    // The control object is gone at once; the change file stays listed through the listing window
-    // (PROTOCOL section 3, "Deleted change files"), at its deletion time, and readable by GET.
+    // The change file stays listed through the deletion window (PROTOCOL section 3), at its
+    // deletion time and readable by GET; head.json, a control object, leaves at once.
     const listed = (await (await post(mesh, "list-files", { path: "/App/changes" })).json()) as { files: { name: string; modifiedTime: string }[] };
     expect(listed.files.map((f) => f.name)).toEqual([name]);
     expect(Date.parse(listed.files[0]!.modifiedTime)).toBeGreaterThanOrEqual(before);
@@ -34,7 +34,7 @@ describe("DELETE /sync/io/:mesh/file over hub objects", () => {
     expect(await listNames(mesh, "/App/devices")).toEqual(["devA.json"]);
     expect((await deleteFile(mesh, "/App/devices/devA.json")).status).toBe(204);
     expect((await getFile(mesh, "/App/devices/devA.json")).status).toBe(404);
-    // The folder stays listed while a listed change file is under it.
+    // changes/ still holds the listed (deleted) change file, so it is still a folder; devices/ is gone.
     expect(await (await post(mesh, "list-folders", { path: "/App" })).json()).toEqual({ folders: ["changes"] });
   });
 

@@ -31,7 +31,7 @@ describe("createMeshbox", () => {
     const meshbox = createMeshbox({ mountPrefix: "/api/sync/" });
     const health = await call(meshbox, "/api/sync/health");
     expect(health.status).toBe(200);
-    expect(await health.json()).toEqual({ ok: true, service: "meshbox" });
+    expect(await health.json()).toEqual({ ok: true, service: "meshbox", auth: ["open"] });
     const put = await call(meshbox, `/api/sync/io/${newMesh()}/file?path=/App/a.bin`, { method: "PUT", body: "abc" });
     expect(put.status).toBe(201);
     const outside = await call(meshbox, "/sync/health");

@@ -53,10 +53,15 @@ async function text(mesh: string, path: string): Promise<{ status: number; body:
 
 const folders = ["/MyApp", "/MyApp/changes", "/MyApp/devices", "/MyApp/mainline"];
 
-/** Every listing of the app's folders; the candidate generation (never exported) left out. */
+/**
+ * Every listing of the app's folders, without what an export leaves out by design: the candidate
+ * generation and the change file deleted by the seed (listed through its deletion window on the
+ * source only; docs/ARCHIVE.md).
+ */
 async function listings(mesh: string) {
   const out: Record<string, unknown> = {};
-  for (const folder of folders) out[folder] = (await listFiles(target, mesh, folder)).filter((f) => f.name !== "manifest-3.json");
+  const notExported = new Set(["manifest-3.json", changeName(1)]);
+  for (const folder of folders) out[folder] = (await listFiles(target, mesh, folder)).filter((f) => !notExported.has(f.name));
   return out;
 }
 

@@ -2,9 +2,12 @@ import { createExecutionContext, waitOnExecutionContext } from "cloudflare:test"
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { logRequest, setAuditHook, type AuditEvent } from "../../worker/pipeline";
 import type { MeshRequest } from "../../worker/request-context";
+import { meshBearerToken } from "../../worker/auth";
 import { adminEnv, call, putFile, uniqueMesh } from "./admin-support";
 
-const logging = adminEnv({ LOG_REQUESTS: "1" });
+// A mesh bearer secret, so the logged request can carry a real credential (open mode refuses an invalid one).
+const MESH_SECRET = "pipeline-mesh-token-secret";
+const logging = adminEnv({ LOG_REQUESTS: "1", MESH_TOKEN_SECRET: MESH_SECRET });
 const quiet = adminEnv();
 
 afterEach(() => {
@@ -26,9 +29,10 @@ async function logged(path: string, init: RequestInit = {}) {
 describe("the request log line", () => {
   it("is one JSON line with request id, method, route pattern, mesh, status, sizes and time", async () => {
     const mesh = uniqueMesh();
+    const token = await meshBearerToken(mesh, MESH_SECRET);
     const { res, lines } = await logged(`/io/${mesh}/file?path=/App/secret-name.bin`, {
       method: "PUT",
-      headers: { Authorization: "Bearer sekrit-token-value", "Content-Length": "5" },
+      headers: { Authorization: `Bearer ${token}`, "Content-Length": "5" },
       body: "12345",
     });
     expect(res.status).toBe(201);
@@ -47,7 +51,7 @@ describe("the request log line", () => {
       },
     ]);
     const text = JSON.stringify(lines);
-    expect(text).not.toContain("sekrit");
+    expect(text).not.toContain(token);
     expect(text).not.toContain("secret-name");
     expect(text).not.toContain("?");
   });

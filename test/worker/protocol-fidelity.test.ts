@@ -167,7 +167,7 @@ describe("HEAD wherever GET is served", () => {
   it("answers HEAD /sync/health with GET's status and headers and no body, so uptime probes that use HEAD see the service", async () => {
     const { head: res } = await expectHeadMatchesGet("http://meshbox.test/sync/health");
     expect(res.status).toBe(200);
-    expect(res.headers.get("Content-Length")).toBe(String(JSON.stringify({ ok: true, service: "meshbox" }).length));
+    expect(res.headers.get("Content-Length")).toBe(String(JSON.stringify({ ok: true, service: "meshbox", auth: ["open"] }).length));
   });
 
   it("answers HEAD on the mesh and push health routes like GET", async () => {

@@ -1,10 +1,11 @@
 // Issued session JWTs (D1 `sessions`): recording, the revocation check with its per-isolate
-// cache, revocation (which also closes the session's sockets via the mesh's hub), listing and
-// expiry cleanup.
+// cache, revocation (which also closes the session's sockets on every hub it holds them on),
+// listing and expiry cleanup.
 import type { Env } from "../env";
 import { HttpError } from "../lib/errors";
 import { orUnavailable } from "../lib/unavailable";
 import { exactMeshOf, isValidMeshPattern, meshPatternsOverlap } from "../lib/mesh-id";
+import { MAX_FANOUT_MESHES, meshesWithSockets } from "./socket-meshes";
 
 export type SessionScope = "full" | "readonly";
 
@@ -91,6 +92,24 @@ export function insertSessionStatement(db: D1Database, session: NewSession): D1P
     );
 }
 
+/** The key id recorded for sessions exchanged from an identity-provider token (no API key has it). */
+export const IDP_SESSION_KEY_ID = "idp";
+
+/** The statement that records a session exchanged from an identity-provider token. */
+export function insertIdpSessionStatement(db: D1Database, session: Omit<NewSession, "keyId">): D1PreparedStatement {
+  return db
+    .prepare(`INSERT INTO sessions (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)`)
+    .bind(
+      session.jti,
+      IDP_SESSION_KEY_ID,
+      session.subject,
+      session.meshPattern,
+      session.scope,
+      session.issuedAt,
+      session.expiresAt,
+    );
+}
+
 export async function findSession(db: D1Database, jti: string): Promise<SessionRecord | null> {
   const row = await orUnavailable(STORE, () =>
     db.prepare(`SELECT ${COLUMNS} FROM sessions WHERE jti = ?`).bind(jti).first<SessionRow>(),
@@ -98,12 +117,20 @@ export async function findSession(db: D1Database, jti: string): Promise<SessionR
   return row === null ? null : toRecord(row);
 }
 
-// Per-isolate revocation cache: jti -> (live?, checked at). Revocation takes effect over HTTP
-// within REVOCATION_CACHE_MS on other isolates, at once on the isolate that revoked.
-const revocationCache = new Map<string, { live: boolean; checkedAt: number }>();
+// Per-isolate revocation cache: jti -> (the record's verdict, checked at). Revocation takes
+// effect over HTTP within REVOCATION_CACHE_MS on other isolates, at once on the isolate that
+// revoked. The record's mesh pattern and scope are cached with it, so binding a token to its
+// record costs no D1 read beyond the revocation check.
+interface CachedSession {
+  live: boolean;
+  meshPattern: string | null;
+  scope: SessionScope | null;
+  checkedAt: number;
+}
+const revocationCache = new Map<string, CachedSession>();
 const REVOCATION_CACHE_MAX_ENTRIES = 10_000;
 
-function remember(jti: string, live: boolean, now: number): void {
+function remember(jti: string, entry: CachedSession): void {
   if (revocationCache.size >= REVOCATION_CACHE_MAX_ENTRIES) {
     // Map iteration is insertion order: drop the oldest tenth rather than one per insert.
     let drop = Math.ceil(REVOCATION_CACHE_MAX_ENTRIES / 10);
@@ -113,22 +140,45 @@ function remember(jti: string, live: boolean, now: number): void {
     }
   }
   revocationCache.delete(jti);
-  revocationCache.set(jti, { live, checkedAt: now });
+  revocationCache.set(jti, entry);
+}
+
+/** What a verified token claims, to be matched against its record. */
+export interface PresentedSession {
+  jti: string;
+  mesh: string;
+  scope: SessionScope;
 }
 
 /**
- * Whether a (signature-verified) session is still live: recorded and not revoked. A token whose
- * row is missing is refused: every session this server issued has a row until it expires.
+ * Whether a (signature-verified) session is still live and is the session its record describes:
+ * recorded, not revoked, and carrying exactly the record's mesh pattern and scope (a token
+ * re-signed with a live jti but a wider mesh or scope is refused). A token whose row is missing
+ * is refused: every session this server issued has a row until it expires.
  */
-export async function isSessionLive(db: D1Database, jti: string, cacheMs: number, now = Date.now()): Promise<boolean> {
-  const cached = revocationCache.get(jti);
-  if (cached !== undefined && now - cached.checkedAt < cacheMs) return cached.live;
-  const row = await orUnavailable(STORE, () =>
-    db.prepare("SELECT revoked_at FROM sessions WHERE jti = ?").bind(jti).first<{ revoked_at: number | null }>(),
-  );
-  const live = row !== null && row.revoked_at === null;
-  if (cacheMs > 0) remember(jti, live, now);
-  return live;
+export async function isSessionLive(
+  db: D1Database,
+  presented: PresentedSession,
+  cacheMs: number,
+  now = Date.now(),
+): Promise<boolean> {
+  let entry = revocationCache.get(presented.jti);
+  if (entry === undefined || now - entry.checkedAt >= cacheMs) {
+    const row = await orUnavailable(STORE, () =>
+      db
+        .prepare("SELECT revoked_at, mesh_pattern, scope FROM sessions WHERE jti = ?")
+        .bind(presented.jti)
+        .first<{ revoked_at: number | null; mesh_pattern: string; scope: SessionScope }>(),
+    );
+    entry = {
+      live: row !== null && row.revoked_at === null,
+      meshPattern: row?.mesh_pattern ?? null,
+      scope: row?.scope ?? null,
+      checkedAt: now,
+    };
+    if (cacheMs > 0) remember(presented.jti, entry);
+  }
+  return entry.live && entry.meshPattern === presented.mesh && entry.scope === presented.scope;
 }
 
 /** Forgets cached verdicts, so this isolate sees a revocation at once. */
@@ -137,29 +187,43 @@ export function forgetCachedSessions(jtis: readonly string[]): void {
 }
 
 /**
- * Asks each exact mesh's hub to close the sockets of these sessions. Best effort: the revocation
- * is already durable in D1, and the hub also closes sockets when their session expires.
- * Sessions scoped to "*" or a prefix cannot be traced to hubs; their sockets close at expiry.
+ * Asks every hub these sessions hold sockets on to close them: the exact mesh of an exact
+ * session, and for any pattern the meshes recorded at upgrade (socket-meshes.ts). Bounded: at
+ * most MAX_FANOUT_MESHES hubs, 16 RPCs at a time; beyond that (logged) sockets close at expiry.
+ * Best effort: the revocation is already durable in D1, and each hub also remembers it, so an
+ * upgrade still in flight is refused.
  */
 export async function closeSessionSockets(
   env: Env,
   sessions: readonly { jti: string; meshPattern: string }[],
   code: 4401 | 4403 = REVOKED_CLOSE_CODE,
 ): Promise<number> {
-  const byMesh = new Map<string, string[]>();
+  const byMesh = new Map<string, Set<string>>();
+  const add = (mesh: string, jti: string) => {
+    const set = byMesh.get(mesh) ?? new Set<string>();
+    set.add(jti);
+    byMesh.set(mesh, set);
+  };
   for (const session of sessions) {
     const mesh = exactMeshOf(session.meshPattern);
-    if (mesh === null) continue;
-    const list = byMesh.get(mesh) ?? [];
-    list.push(session.jti);
-    byMesh.set(mesh, list);
+    if (mesh !== null) add(mesh, session.jti);
+  }
+  let recorded: { jti: string; mesh: string }[] = [];
+  try {
+    recorded = await meshesWithSockets(env.DB, sessions.map((s) => s.jti));
+  } catch (err) {
+    console.error(JSON.stringify({ level: "warn", msg: "reading socket meshes failed", error: String(err) }));
+  }
+  for (const row of recorded) add(row.mesh, row.jti);
+  let meshes = [...byMesh.entries()];
+  if (meshes.length > MAX_FANOUT_MESHES) {
+    console.error(JSON.stringify({ level: "warn", msg: "revocation fan-out truncated", meshes: meshes.length }));
+    meshes = meshes.slice(0, MAX_FANOUT_MESHES);
   }
   let closed = 0;
-  const meshes = [...byMesh.entries()];
-  // A bounded fan-out: a key with thousands of sessions must not open thousands of RPCs at once.
   for (let i = 0; i < meshes.length; i += 16) {
     const results = await Promise.allSettled(
-      meshes.slice(i, i + 16).map(([mesh, jtis]) => hubOf(env, mesh).closeSessions(jtis, code)),
+      meshes.slice(i, i + 16).map(([mesh, jtis]) => hubOf(env, mesh).closeSessions([...jtis], code)),
     );
     for (const result of results) {
       if (result.status === "fulfilled") closed += result.value;
@@ -191,8 +255,13 @@ export async function revokeSession(env: Env, jti: string, now = Date.now()): Pr
  */
 export function revokeSessionsOfKeyStatement(db: D1Database, keyId: string, now: number): D1PreparedStatement {
   return db
-    .prepare("UPDATE sessions SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL RETURNING jti, mesh_pattern")
-    .bind(now, keyId);
+    // Only when the key exists: sessions exchanged from identity tokens carry key_id "idp", which
+    // no API key has, and revoking a key named "idp" must not revoke all of them.
+    .prepare(
+      `UPDATE sessions SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL
+       AND EXISTS (SELECT 1 FROM api_keys WHERE id = ?) RETURNING jti, mesh_pattern`,
+    )
+    .bind(now, keyId, keyId);
 }
 
 /** Reads what revokeSessionsOfKeyStatement returned and drops those sessions from the cache. */

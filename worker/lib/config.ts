@@ -28,6 +28,22 @@ export const DEFAULTS = {
   revocationCacheMs: 10_000,
   authRateLimitPerMinute: 30,
   clockToleranceSeconds: 30,
+  /** Identity-provider tokens: asymmetric only; `none` and HS* are never accepted from an IdP. */
+  authAlgorithms: ["RS256", "ES256", "EdDSA"],
+  authMeshClaim: "meshes",
+  /** jose's createRemoteJWKSet defaults: refetch at most every 30 s on an unknown kid, keep 10 min. */
+  jwksCooldownMs: 30_000,
+  jwksCacheMaxAgeMs: 600_000,
+  /** Failed credentials on IO and notify, per client IP and minute (README "Revocation and limits"). */
+  authFailureLimitPerMinute: 60,
+  recoveryRateLimitPerMinute: 30,
+  recoveryMaxCount: 100_000,
+  recoveryMaxBytes: 1024 * MiB,
+  pushMaxSocketsPerMesh: 1_000,
+  pushMaxSocketsPerSession: 10,
+  /** A client only ever sends "ping" (answered without waking the hub). */
+  pushMaxMessageBytes: 1 * KiB,
+  pushMaxMessagesPerMinute: 60,
 } as const;
 
 export interface Limits {
@@ -54,7 +70,23 @@ export interface Config {
   sessionTtlSeconds: number;
   revocationCacheMs: number;
   authRateLimitPerMinute: number;
+  /** POST /auth/session per client IP per minute (AUTH_RATE_LIMIT_PER_IP, default the per-minute value). */
+  authRateLimitPerIp: number;
+  /** POST /auth/session per API key per minute (AUTH_RATE_LIMIT_PER_KEY, default the per-minute value). */
+  authRateLimitPerKey: number;
+  authFailureLimitPerMinute: number;
+  recoveryRateLimitPerMinute: number;
+  recoveryMaxCount: number;
+  recoveryMaxBytes: number;
+  /** Recovery wrappers older than this are purged by the cron; null keeps them. */
+  recoveryTtlDays: number | null;
+  pushMaxSocketsPerMesh: number;
+  pushMaxSocketsPerSession: number;
+  pushMaxMessageBytes: number;
+  pushMaxMessagesPerMinute: number;
   clockToleranceSeconds: number;
+  /** Identity-provider tokens; every field is the raw configuration, checked in identity/idp-tokens.ts. */
+  idp: IdpConfig;
   tenant: string;
   allowOpenAccess: boolean;
   concealDenied: boolean;
@@ -75,6 +107,19 @@ export class ConfigError extends Error {
   }
 }
 
+export interface IdpConfig {
+  jwksUrl: string | null;
+  /** The inline JWKS JSON text (AUTH_JWKS). */
+  jwksInline: string | null;
+  issuer: string | null;
+  audience: string | null;
+  /** As configured (AUTH_ALGORITHMS, comma-separated), not yet checked against the allowlist. */
+  algorithms: string[];
+  meshClaim: string;
+  jwksCooldownMs: number;
+  jwksCacheMaxAgeMs: number;
+}
+
 /** Only the vars this module reads; Env satisfies it structurally. */
 export type ConfigVars = object;
 
@@ -90,6 +135,17 @@ function num(vars: ConfigVars, name: string, fallback: number): number {
     throw new ConfigError(`${name}=${JSON.stringify(raw)} is not a non-negative number; fix the var in wrangler.toml.`);
   }
   return value;
+}
+
+function text(vars: ConfigVars, name: string): string | null {
+  const raw = varOf(vars, name);
+  return typeof raw === "string" && raw.trim() !== "" ? raw.trim() : null;
+}
+
+function list(vars: ConfigVars, name: string, fallback: readonly string[]): string[] {
+  const raw = text(vars, name);
+  if (raw === null) return [...fallback];
+  return raw.split(",").map((v) => v.trim()).filter((v) => v !== "");
 }
 
 function flag(vars: ConfigVars, name: string): boolean {
@@ -128,6 +184,8 @@ export function readConfig(vars: ConfigVars): Config {
   const origins = typeof rawOrigins === "string" ? rawOrigins.trim() : "";
   const tenant = varOf(vars, "TENANT");
   const idleTtl = num(vars, "IDLE_MESH_TTL_DAYS", 0);
+  const recoveryTtl = num(vars, "RECOVERY_TTL_DAYS", 0);
+  const authPerMinute = num(vars, "AUTH_RATE_LIMIT_PER_MINUTE", DEFAULTS.authRateLimitPerMinute);
   const config: Config = {
     mountPrefix: normalizePrefix(varOf(vars, "MOUNT_PREFIX")),
     corsOrigins:
@@ -151,8 +209,29 @@ export function readConfig(vars: ConfigVars): Config {
     pushMaxDelayMs: num(vars, "PUSH_MAX_DELAY_MS", DEFAULTS.pushMaxDelayMs),
     sessionTtlSeconds: num(vars, "SESSION_TTL_SECONDS", DEFAULTS.sessionTtlSeconds),
     revocationCacheMs: num(vars, "REVOCATION_CACHE_MS", DEFAULTS.revocationCacheMs),
-    authRateLimitPerMinute: num(vars, "AUTH_RATE_LIMIT_PER_MINUTE", DEFAULTS.authRateLimitPerMinute),
+    authRateLimitPerMinute: authPerMinute,
+    authRateLimitPerIp: num(vars, "AUTH_RATE_LIMIT_PER_IP", authPerMinute),
+    authRateLimitPerKey: num(vars, "AUTH_RATE_LIMIT_PER_KEY", authPerMinute),
+    authFailureLimitPerMinute: num(vars, "AUTH_FAILURE_LIMIT_PER_MINUTE", DEFAULTS.authFailureLimitPerMinute),
+    recoveryRateLimitPerMinute: num(vars, "RECOVERY_RATE_LIMIT_PER_MINUTE", DEFAULTS.recoveryRateLimitPerMinute),
+    recoveryMaxCount: num(vars, "RECOVERY_MAX_COUNT", DEFAULTS.recoveryMaxCount),
+    recoveryMaxBytes: num(vars, "RECOVERY_MAX_BYTES", DEFAULTS.recoveryMaxBytes),
+    recoveryTtlDays: recoveryTtl > 0 ? recoveryTtl : null,
+    pushMaxSocketsPerMesh: num(vars, "PUSH_MAX_SOCKETS_PER_MESH", DEFAULTS.pushMaxSocketsPerMesh),
+    pushMaxSocketsPerSession: num(vars, "PUSH_MAX_SOCKETS_PER_SESSION", DEFAULTS.pushMaxSocketsPerSession),
+    pushMaxMessageBytes: num(vars, "PUSH_MAX_MESSAGE_BYTES", DEFAULTS.pushMaxMessageBytes),
+    pushMaxMessagesPerMinute: num(vars, "PUSH_MAX_MESSAGES_PER_MINUTE", DEFAULTS.pushMaxMessagesPerMinute),
     clockToleranceSeconds: DEFAULTS.clockToleranceSeconds,
+    idp: {
+      jwksUrl: text(vars, "AUTH_JWKS_URL"),
+      jwksInline: text(vars, "AUTH_JWKS"),
+      issuer: text(vars, "AUTH_ISSUER"),
+      audience: text(vars, "AUTH_AUDIENCE"),
+      algorithms: list(vars, "AUTH_ALGORITHMS", DEFAULTS.authAlgorithms),
+      meshClaim: text(vars, "AUTH_MESH_CLAIM") ?? DEFAULTS.authMeshClaim,
+      jwksCooldownMs: num(vars, "AUTH_JWKS_COOLDOWN_MS", DEFAULTS.jwksCooldownMs),
+      jwksCacheMaxAgeMs: num(vars, "AUTH_JWKS_CACHE_MS", DEFAULTS.jwksCacheMaxAgeMs),
+    },
     tenant: typeof tenant === "string" && tenant !== "" ? tenant : "meshbox",
     allowOpenAccess: flag(vars, "ALLOW_OPEN_ACCESS"),
     concealDenied: flag(vars, "CONCEAL_DENIED"),

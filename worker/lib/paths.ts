@@ -124,6 +124,8 @@ export function storedFileKey(meshId: string, path: string): string {
 }
 
 /** R2 key of a recovery wrapper (outside every mesh). */
+export const RECOVERY_PREFIX = "r/";
+
 export function recoveryKey(locator: string): string {
-  return `r/${locator}`;
+  return `${RECOVERY_PREFIX}${locator}`;
 }

@@ -25,7 +25,8 @@ export interface StoredFileMetadata {
   taint: string | null;
 }
 
-interface StoredFileRow {
+/** A stored_files row as D1 holds it (also read by the mesh export). */
+export interface StoredFileRow {
   path: string;
   size: number;
   etag: string;

@@ -26,24 +26,11 @@ import {
   type ArchiveTrailer,
   type ArchivedStoredFile,
 } from "./mesh-archive";
+import type { StoredFileRow } from "../objects/stored-files";
 
 const encoder = new TextEncoder();
 const STORED_PAGE = 100;
 
-interface StoredRow {
-  path: string;
-  size: number;
-  etag: string;
-  content_type: string;
-  uploaded_by: string;
-  uploaded_at: number;
-  modified_at: number;
-  last_accessed_at: number | null;
-  use_count: number;
-  plaintext_size: number | null;
-  taint: string | null;
-  seal_hash: string | null;
-}
 
 /** Writes entries into the response stream, hashing each body and chaining the digests. */
 class ArchiveWriter {
@@ -194,7 +181,7 @@ async function writeStoredFiles(env: Env, meshId: string, out: ArchiveWriter): P
        FROM stored_files WHERE mesh = ?1 AND path > ?2 ORDER BY path LIMIT ${STORED_PAGE}`,
     )
       .bind(meshId, after)
-      .all<StoredRow>();
+      .all<StoredFileRow>();
     for (const row of results) {
       const body = await env.BUCKET.get(storedFileKey(meshId, row.path));
       if (body === null) continue; // a row whose body is gone answers 404 to clients too

@@ -4,18 +4,22 @@
 import type { Env } from "../env";
 import type { Handler } from "../request-context";
 import { badRequest, HttpError, notFound } from "../lib/errors";
-import { DEFAULTS } from "../lib/config";
+import { DEFAULTS, readConfig } from "../lib/config";
 import { readBodyWithin, readJsonObject } from "../lib/body";
 import { normalizePath } from "../lib/paths";
-import { issueChecksummedMeshId } from "../lib/mesh-id";
+import { issueChecksummedMeshId, validateMeshId } from "../lib/mesh-id";
 import { meshHub } from "../hub-client";
 import { createApiKey, listApiKeys, revokeApiKey } from "../identity/api-keys";
 import { listSessions as listSessionRecords, revokeSession as revokeSessionRecord } from "../identity/sessions";
 import { readMeshStats } from "../operations/mesh-stats";
+import { migrateUpstream } from "../operations/upstream-migration";
+
+import { listMeshes as listMeshRows, readTenantUsage, type MeshSort, type SortOrder } from "../operations/mesh-list";
 import { DEFAULT_WIPE_BUDGET_MS, DEFAULT_WIPE_MAX_PAGES, deleteMeshUsage, wipeMeshData } from "../operations/mesh-wipe";
 import { ADMIN_RECONCILE_BUDGET_MS, ADMIN_RECONCILE_MAX_PAGES, reconcileMesh as reconcileMeshIndex } from "../operations/reconcile";
 import { exportMeshArchive } from "../operations/mesh-export";
 import { importMeshArchive, meshHoldsAnything } from "../operations/mesh-import";
+import { recoveryTotals } from "../objects/recovery";
 import { runMaintenance } from "./maintenance";
 
 const json = (body: unknown, status = 200): Response =>
@@ -227,3 +231,83 @@ export const importMesh: Handler = async (request, env) => {
   const summary = await importMeshArchive(env, request.meshId, request.body, { replace: replace === "1" || replace === "true" });
   return json({ ...summary, replaced: replace === "1" || replace === "true" }, 201);
 };
+
+/** POST /admin/migrate-upstream `{ mesh? | all?, dryRun?, cursor? }`: one page of the upstream move. */
+export const migrateFromUpstream: Handler = async (request, env) => {
+  const body = await readJsonObject(request, 64 * 1024, { allowEmpty: true });
+  const { mesh, all, dryRun, cursor } = body;
+  if (mesh !== undefined && (typeof mesh !== "string" || mesh === "")) throw badRequest("mesh must be a non-empty string.");
+  if (all !== undefined && all !== true) throw badRequest("all must be true when given.");
+  if ((mesh === undefined) === (all === undefined)) throw badRequest("Give exactly one of mesh or all.");
+  if (dryRun !== undefined && typeof dryRun !== "boolean") throw badRequest("dryRun must be a boolean.");
+  if (cursor !== undefined && (typeof cursor !== "string" || mesh !== undefined)) throw badRequest("cursor must be a string, and only with all.");
+  if (typeof mesh === "string") validateMeshId(mesh);
+  return json(await migrateUpstream(env, { mesh: mesh as string | undefined, all: all === true, dryRun: dryRun === true, cursor: cursor as string | undefined }));
+};
+
+/** GET /admin/recovery: the tenant's recovery wrappers against their quota and expiry. */
+export const recoveryStats: Handler = async (_request, env) => {
+  const config = readConfig(env);
+  const totals = await recoveryTotals(env.DB);
+  return json({
+    count: totals.count,
+    bytes: totals.bytes,
+    maxCount: config.recoveryMaxCount,
+    maxBytes: config.recoveryMaxBytes,
+    ttlDays: config.recoveryTtlDays,
+  });
+};
+
+const MESH_SORTS: readonly MeshSort[] = ["lastWrite", "bytes", "objects"];
+const ORDERS: readonly SortOrder[] = ["desc", "asc"];
+const LIST_DEFAULT_LIMIT = 50;
+const LIST_MAX_LIMIT = 500;
+const PREFIX = /^[A-Za-z0-9._~-]{0,128}$/;
+
+const encodeCursor = (c: { s: MeshSort; o: SortOrder; v: number; m: string }): string =>
+  btoa(JSON.stringify(c)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+
+function decodeCursor(raw: string, sort: MeshSort, order: SortOrder): { value: number; mesh: string } {
+  let c: unknown;
+  try {
+    c = JSON.parse(atob(raw.replace(/-/g, "+").replace(/_/g, "/")));
+  } catch {
+    throw badRequest("The cursor is malformed.");
+  }
+  const v = c as { s?: unknown; o?: unknown; v?: unknown; m?: unknown };
+  if (typeof c !== "object" || c === null || typeof v.v !== "number" || !Number.isFinite(v.v) || typeof v.m !== "string") {
+    throw badRequest("The cursor is malformed.");
+  }
+  if (v.s !== sort || v.o !== order) throw badRequest("The cursor belongs to another sort or order; repeat the sort and order it came with.");
+  return { value: v.v, mesh: v.m };
+}
+
+export const listMeshes: Handler = async (request, env) => {
+  const params = new URL(request.url).searchParams;
+  for (const name of ["prefix", "sort", "order", "limit", "cursor"]) {
+    if (params.getAll(name).length > 1) throw badRequest("Give each query parameter at most once.");
+  }
+  const prefix = params.get("prefix") ?? "";
+  if (!PREFIX.test(prefix)) throw badRequest("prefix must be at most 128 characters of [A-Za-z0-9._~-].");
+  const sort = (params.get("sort") ?? "lastWrite") as MeshSort;
+  if (!MESH_SORTS.includes(sort)) throw badRequest(`sort must be one of ${MESH_SORTS.join(", ")}.`);
+  const order = (params.get("order") ?? "desc") as SortOrder;
+  if (!ORDERS.includes(order)) throw badRequest(`order must be one of ${ORDERS.join(", ")}.`);
+  const rawLimit = params.get("limit");
+  let limit = LIST_DEFAULT_LIMIT;
+  if (rawLimit !== null) {
+    if (!/^\d{1,4}$/.test(rawLimit) || Number(rawLimit) < 1 || Number(rawLimit) > LIST_MAX_LIMIT) {
+      throw badRequest(`limit must be an integer from 1 to ${LIST_MAX_LIMIT}.`);
+    }
+    limit = Number(rawLimit);
+  }
+  const rawCursor = params.get("cursor");
+  const after = rawCursor === null || rawCursor === "" ? null : decodeCursor(rawCursor, sort, order);
+  const { meshes, last } = await listMeshRows(env.DB, { prefix, sort, order, limit, after });
+  return json({
+    meshes: meshes.map((m) => ({ ...m, lastWriteAt: iso(m.lastWriteAt), lastReadAt: iso(m.lastReadAt) })),
+    nextCursor: last === null ? null : encodeCursor({ s: sort, o: order, v: last.value, m: last.mesh }),
+  });
+};
+
+export const tenantUsage: Handler = async (_request, env) => json(await readTenantUsage(env));

@@ -7,21 +7,19 @@ import { readConfig, type Config } from "../lib/config";
 import { readJsonObject } from "../lib/body";
 import { isValidMeshPattern, meshPatternWithin } from "../lib/mesh-id";
 import { signSessionToken, type Scope, type SigningKeys } from "../lib/session-token";
-import { bearerToken, sessionSigningKeys, unauthorized, verifySession } from "../auth";
+import { bearerToken, identityTokenClaims, sessionSigningKeys, unauthorized, verifySession } from "../auth";
+import { createIdpSession, sessionCreated } from "./idp-session";
 import { findLiveApiKey, touchApiKeyStatement, type ApiKeyRecord } from "../identity/api-keys";
 import { insertSessionStatement, revokeSession } from "../identity/sessions";
 import { enforceRateLimit } from "../identity/rate-limit";
+import { RATE_WINDOW_MS, enforceIpLimit } from "../identity/abuse-limits";
 import { orUnavailable } from "../lib/unavailable";
 
-const RATE_WINDOW_MS = 60_000;
 const MAX_SUBJECT_LENGTH = 200;
 
-function clientIp(request: Request): string {
-  return request.headers.get("CF-Connecting-IP") ?? "local";
-}
-
+/** Per client IP (AUTH_RATE_LIMIT_PER_IP); a request without CF-Connecting-IP: see clientIp. */
 async function limitByIp(request: Request, env: Env, config: Config): Promise<void> {
-  await enforceRateLimit(env.DB, `auth-ip:${clientIp(request)}`, config.authRateLimitPerMinute, RATE_WINDOW_MS);
+  await enforceIpLimit(env.DB, "auth-ip", request, config.authRateLimitPerIp);
 }
 
 async function requireSessionKeys(env: Env): Promise<SigningKeys> {
@@ -83,16 +81,21 @@ function narrowGrant(key: ApiKeyRecord, body: Record<string, unknown>, config: C
   return grant;
 }
 
-/** POST /auth/session: `Authorization: Bearer <API key>`, optional `{ mesh, scope, subject, ttlSeconds }`. */
+/**
+ * POST /auth/session: `Authorization: Bearer <API key>`, optional `{ mesh, scope, subject, ttlSeconds }`;
+ * or `Authorization: Bearer <identity-provider token>`, optional `{ mesh, scope, ttlSeconds }`.
+ */
 export const createSession: Handler = async (request: MeshRequest, env: Env) => {
   const config = readConfig(env);
   const keys = await requireSessionKeys(env);
   await limitByIp(request, env, config);
   const presented = bearerToken(request);
   if (presented === null) throw unauthorized("Minting a session needs Authorization: Bearer <API key>.");
+  const identity = await identityTokenClaims(presented, env);
+  if (identity !== null) return createIdpSession(env, keys, config, identity, await readOptionalBody(request, config));
   const key = await findLiveApiKey(env.DB, presented);
   if (key === null) throw unauthorized("The API key is invalid or revoked.");
-  await enforceRateLimit(env.DB, `auth-key:${key.id}`, config.authRateLimitPerMinute, RATE_WINDOW_MS);
+  await enforceRateLimit(env.DB, `auth-key:${key.id}`, config.authRateLimitPerKey, RATE_WINDOW_MS);
   const grant = narrowGrant(key, await readOptionalBody(request, config), config);
 
   const now = Date.now();
@@ -125,17 +128,7 @@ export const createSession: Handler = async (request: MeshRequest, env: Env) => 
   // The key was revoked between the lookup and the insert.
   if (inserted === 0) throw unauthorized("The API key is invalid or revoked.");
 
-  return new Response(
-    JSON.stringify({
-      token,
-      tokenType: "Bearer",
-      expiresAt: new Date(exp * 1000).toISOString(),
-      sessionId: jti,
-      mesh: grant.mesh,
-      scope: grant.scope,
-    }),
-    { status: 201, headers: { "Content-Type": "application/json", "Cache-Control": "no-store" } },
-  );
+  return sessionCreated(token, jti, exp, grant);
 };
 
 /** DELETE /auth/session: revokes the presented session and closes its sockets. */

@@ -1,5 +1,6 @@
 // Scheduled maintenance (the cron in wrangler.toml) and its on-demand twin, the admin route
-// POST /sync/admin/maintenance. One run: delete expired sessions, purge change-file bodies whose
+// POST /sync/admin/maintenance. One run: delete expired sessions (and their socket-mesh rows),
+// purge recovery wrappers past RECOVERY_TTL_DAYS, purge change-file bodies whose
 // delete grace has run out, evict idle meshes (only when IDLE_MESH_TTL_DAYS is set), and
 // reconcile the index of a few sampled meshes. Every task is bounded in count and time, a failed
 // task does not stop the others, and each run logs exactly one JSON line of what it did.
@@ -8,6 +9,8 @@ import { readConfig } from "../lib/config";
 import { meshHub } from "../hub-client";
 import { deleteExpiredSessions } from "../identity/sessions";
 import { deleteStaleRateLimits } from "../identity/rate-limit";
+import { deleteOrphanedSocketMeshes } from "../identity/socket-meshes";
+import { purgeExpiredRecoveryWrappers } from "../objects/recovery";
 import { purgeExpiredTombstones } from "../objects/files";
 import { findIdleMeshes, markEvicted, sampleMeshes } from "../operations/maintenance";
 import { listMeshRoots, wipeMeshData } from "../operations/mesh-wipe";
@@ -44,7 +47,11 @@ export interface MaintenanceReport {
   /** ISO-8601 of the run's clock. */
   at: string;
   sessionsDeleted: number;
+  /** Rows of session_socket_meshes whose session is gone. */
+  socketMeshesDeleted: number;
   rateLimitBucketsDeleted: number;
+  /** Recovery wrappers older than RECOVERY_TTL_DAYS deleted (0 when no TTL is set). */
+  recoveryWrappersPurged: number;
   tombstonesPurged: number;
   idleCleanup: { enabled: false } | { enabled: true; ttlDays: number; evicted: EvictedMesh[] };
   reconciled: ReconcileReport[];
@@ -123,7 +130,9 @@ export async function runMaintenance(
     cron,
     at: new Date(now).toISOString(),
     sessionsDeleted: 0,
+    socketMeshesDeleted: 0,
     rateLimitBucketsDeleted: 0,
+    recoveryWrappersPurged: 0,
     tombstonesPurged: 0,
     idleCleanup: { enabled: false },
     reconciled: [],
@@ -134,6 +143,18 @@ export async function runMaintenance(
     report.sessionsDeleted = await deleteExpiredSessions(env.DB, now);
   } catch (err) {
     report.errors.push({ task: "sessions", error: describe(err) });
+  }
+  try {
+    report.socketMeshesDeleted = await deleteOrphanedSocketMeshes(env.DB);
+  } catch (err) {
+    report.errors.push({ task: "socket-meshes", error: describe(err) });
+  }
+  if (config.recoveryTtlDays !== null) {
+    try {
+      report.recoveryWrappersPurged = await purgeExpiredRecoveryWrappers(env, now - config.recoveryTtlDays * DAY_MS);
+    } catch (err) {
+      report.errors.push({ task: "recovery-expiry", error: describe(err) });
+    }
   }
   try {
     report.rateLimitBucketsDeleted = await deleteStaleRateLimits(env.DB, now);

@@ -3,7 +3,13 @@ import type { Handler } from "../request-context";
 import { HttpError, badRequest } from "../lib/errors";
 import { readConfig } from "../lib/config";
 import { readBodyWithin } from "../lib/body";
-import { putRecoveryWrapper, readRecoveryWrapper } from "../objects/recovery";
+import {
+  putRecoveryWrapper,
+  readRecoveryWrapper,
+  releaseRecoveryWrapper,
+  reserveRecoveryWrapper,
+} from "../objects/recovery";
+import { enforceIpLimit } from "../identity/abuse-limits";
 
 const LOCATOR = /^[A-Za-z0-9_-]{43}$/;
 
@@ -16,8 +22,21 @@ function locatorOf(raw: unknown): string {
 
 export const putWrapper: Handler = async (request, env) => {
   const locator = locatorOf(request.params.locator);
-  const body = await readBodyWithin(request, readConfig(env).limits.recovery, "recovery wrapper");
-  const stored = await putRecoveryWrapper(env, locator, body);
+  const config = readConfig(env);
+  await enforceIpLimit(env.DB, "recovery-ip", request, config.recoveryRateLimitPerMinute);
+  const body = await readBodyWithin(request, config.limits.recovery, "recovery wrapper");
+  await reserveRecoveryWrapper(env.DB, locator, body.byteLength, {
+    maxCount: config.recoveryMaxCount,
+    maxBytes: config.recoveryMaxBytes,
+  });
+  let stored: R2Object;
+  try {
+    stored = await putRecoveryWrapper(env, locator, body);
+  } catch (err) {
+    // Not stored (or stored before this server tracked wrappers: a 409): the quota goes back.
+    await releaseRecoveryWrapper(env.DB, locator).catch(() => undefined);
+    throw err;
+  }
   return new Response(JSON.stringify({ ok: true, size: stored.size }), {
     status: 201,
     headers: { "Content-Type": "application/json", ETag: stored.httpEtag },

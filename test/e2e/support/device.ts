@@ -28,6 +28,11 @@ export interface DeviceOptions {
   changePaddingBytes?: number;
   /** Client clock, for deterministic HLC tests. */
   now?: () => number;
+  /**
+   * The simulator's old compaction: restore a newer snapshot before compacting. The real client
+   * does not (CLIENT.md "Compaction and connected devices"); kept so a test can compare the two.
+   */
+  legacyCompaction?: boolean;
 }
 
 /** A non-2xx answer where the real client throws. */
@@ -78,6 +83,8 @@ export interface Manifest {
   snapshotPath: string | null;
   encrypted: boolean;
   writtenBy: string;
+  /** The generation a compaction built on (absent on a bootstrap manifest). */
+  parentGeneration?: number;
   contentHash: string;
 }
 
@@ -270,6 +277,9 @@ export class Device {
   readonly outbox: QueuedBatch[] = [];
   /** Requests sent, by "METHOD route" (for request-count assertions and benchmarks). */
   readonly requestCounts = new Map<string, number>();
+  /** GET file requests sent, by path (to show which files a device fetched). */
+  readonly getsByPath = new Map<string, number>();
+  readonly legacyCompaction: boolean;
 
   epoch = 0;
   generation = 0;
@@ -293,6 +303,7 @@ export class Device {
     this.token = options.token;
     this.changePaddingBytes = options.changePaddingBytes ?? 64;
     this.clock = new HlcClock(this.deviceId, options.now);
+    this.legacyCompaction = options.legacyCompaction ?? false;
   }
 
   get io(): string {
@@ -318,6 +329,7 @@ export class Device {
   }
 
   async getFile(path: string): Promise<Response> {
+    this.getsByPath.set(path, (this.getsByPath.get(path) ?? 0) + 1);
     return this.send("GET", "file", { query: { path } });
   }
 
@@ -421,20 +433,25 @@ export class Device {
     this.snapshotPath = null;
   }
 
-  async buildManifest(epoch: number, snapshotPath: string | null): Promise<Manifest> {
-    const body = { version: 3 as const, meshId: this.mesh, epoch, snapshotPath, encrypted: true, writtenBy: this.deviceId };
+  async buildManifest(epoch: number, snapshotPath: string | null, parentGeneration?: number): Promise<Manifest> {
+    const body: Omit<Manifest, "contentHash"> = { version: 3, meshId: this.mesh, epoch, snapshotPath, encrypted: true, writtenBy: this.deviceId };
+    if (parentGeneration !== undefined) body.parentGeneration = parentGeneration;
     return { ...body, contentHash: await manifestHash(body) };
   }
 
-  /** A device whose epoch is behind the manifest restores from the snapshot before pulling. */
+  /**
+   * A device whose epoch is behind the manifest restores from the snapshot before pulling (on
+   * connect only). The change files the snapshot covers count as merged and are never fetched.
+   */
   async restoreIfBehind(): Promise<boolean> {
     const manifest = this.manifest;
     if (!manifest || manifest.epoch <= this.epoch || manifest.snapshotPath === null) return false;
     const res = await this.getFile(manifest.snapshotPath);
     const text = await res.text();
     if (!res.ok) throw new WireError("GET", manifest.snapshotPath, res.status, text);
-    const snapshot = unseal(text) as { epoch: number; changes: string[]; rows: Record<string, { value: string; hlc: string }> };
+    const snapshot = unseal(text) as { epoch: number; changes: string[]; coveredChangeFiles?: string[]; rows: Record<string, { value: string; hlc: string }> };
     for (const name of snapshot.changes) this.merged.add(name);
+    for (const name of snapshot.coveredChangeFiles ?? []) this.merged.add(name);
     for (const [key, row] of Object.entries(snapshot.rows)) this.applyRow(key, row.value, row.hlc);
     this.epoch = manifest.epoch;
     return true;
@@ -574,23 +591,27 @@ export class Device {
   // --- compaction --------------------------------------------------------------------------
 
   /**
-   * CLIENT.md "Compact": refresh, flush, pull, then PUT snapshot-<epoch+1>, manifest-<n+1>,
-   * the pointer; DELETE the covered change files (errors ignored); list mainline and DELETE every
-   * other snapshot. A non-2xx on any PUT aborts before anything is deleted.
-   * `beforePublish` lets a test line two compactors up at the same point.
+   * CLIENT.md "Compact": refresh the manifest (taking a newer generation and epoch without
+   * restoring its snapshot), flush, pull, then snapshot this device's own rows and PUT
+   * snapshot-<epoch+1>, manifest-<n+1> (with parentGeneration n), the pointer; DELETE the covered
+   * change files (errors ignored); list mainline and DELETE every other snapshot. A non-2xx on any
+   * PUT aborts before anything is deleted. With `legacyCompaction` a newer snapshot is restored
+   * first. `beforePublish` lets a test line two compactors up at the same point.
    */
   async compact(options: { beforePublish?: () => Promise<void>; snapshotPaddingBytes?: number } = {}): Promise<CompactResult> {
     await this.loadManifest();
-    await this.restoreIfBehind();
+    if (this.legacyCompaction) await this.restoreIfBehind();
+    else if (this.manifest && this.manifest.epoch > this.epoch) this.epoch = this.manifest.epoch;
     await this.flush();
     await this.pull();
     const listed = (await this.listFiles(this.path("changes"))).map((f) => f.name).filter(isChangeFileName);
     const covered = listed.filter((name) => this.merged.has(name));
     const epoch = this.epoch + 1;
-    const generation = this.generation + 1;
+    const parentGeneration = this.generation;
+    const generation = parentGeneration + 1;
     const snapshotPath = this.path(`mainline/snapshot-${epoch}-${SERVER_ID}.json`);
     const snapshot = seal(
-      { epoch, changes: [...this.merged].sort(), rows: Object.fromEntries(this.rows) },
+      { epoch, changes: [...this.merged].sort(), coveredChangeFiles: [...covered].sort(), rows: Object.fromEntries(this.rows) },
       options.snapshotPaddingBytes ?? 0,
     );
     if (options.beforePublish) await options.beforePublish();
@@ -598,7 +619,7 @@ export class Device {
     let res = await this.putFile(snapshotPath, snapshot);
     let text = await res.text();
     if (!res.ok) return { ok: false, stage: "snapshot", status: res.status, body: text };
-    const manifest = await this.buildManifest(epoch, snapshotPath);
+    const manifest = await this.buildManifest(epoch, snapshotPath, parentGeneration);
     res = await this.putFile(this.path(`manifest-${generation}.json`), JSON.stringify(manifest, null, 2));
     text = await res.text();
     if (!res.ok) return { ok: false, stage: "generation", status: res.status, body: text };

@@ -11,11 +11,12 @@ export interface Scenario {
   device(mesh: string, name: string): Device;
 }
 
-export function useScenarioWorker(): Scenario {
+/** `vars` are passed to the worker (`--var NAME:VALUE`), e.g. to shorten a window. */
+export function useScenarioWorker(options: { vars?: Record<string, string> } = {}): Scenario {
   let running: RunningWorker | undefined;
   const devices: Device[] = [];
   beforeAll(async () => {
-    running = await startWorker({ frozenSources: true });
+    running = await startWorker({ frozenSources: true, ...(options.vars ? { vars: options.vars } : {}) });
   });
   afterAll(async () => {
     // Sockets first, so no device is left reconnecting to a worker that is gone.

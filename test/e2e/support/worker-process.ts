@@ -36,14 +36,23 @@ export interface StartOptions {
    * worker mid-run (`wrangler dev` watches its sources and restarts on change). Used by the bench.
    */
   frozenSources?: boolean;
+  /**
+   * Another wrangler config (path from the repository root), e.g. the bench's floor Worker or its
+   * counting build; its D1 migrations are applied the same way. Default: the project's wrangler.toml.
+   */
+  config?: string;
+  /** Path (from the origin) that answers 200 once the worker is up. Default /sync/health. */
+  readyPath?: string;
 }
 
 /** What `wrangler dev` needs to build and run the worker. */
-const SOURCES = ["worker", "durable-objects", "migrations", "wrangler.toml", "package.json", "tsconfig.json"];
+const SOURCES = ["worker", "durable-objects", "migrations", "wrangler.toml", "package.json", "tsconfig.json", "bench"];
 
 function freezeSources(): string {
   const dir = mkdtempSync(path.join(tmpdir(), "meshbox-src-"));
-  for (const entry of SOURCES) cpSync(path.join(root, entry), path.join(dir, entry), { recursive: true });
+  for (const entry of SOURCES) {
+    cpSync(path.join(root, entry), path.join(dir, entry), { recursive: true, filter: (from) => !from.startsWith(path.join(root, "bench", "results")) });
+  }
   symlinkSync(path.join(root, "node_modules"), path.join(dir, "node_modules"), "dir");
   return dir;
 }
@@ -66,8 +75,9 @@ export async function startWorker(options: StartOptions = {}): Promise<RunningWo
   const cwd = options.frozenSources ? freezeSources() : root;
   const persistTo = options.persistTo ?? mkdtempSync(path.join(tmpdir(), "meshbox-e2e-"));
   const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" };
+  const configArgs = options.config === undefined ? [] : ["--config", options.config];
 
-  const migrate = spawnSync(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo], {
+  const migrate = spawnSync(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo, ...configArgs], {
     cwd,
     env,
     encoding: "utf8",
@@ -87,6 +97,7 @@ export async function startWorker(options: StartOptions = {}): Promise<RunningWo
     "--inspector-port", String(inspectorPort),
     "--persist-to", persistTo,
     "--show-interactive-dev-session=false",
+    ...configArgs,
   ];
   for (const [name, value] of Object.entries(options.vars ?? {})) args.push("--var", `${name}:${value}`);
 
@@ -101,7 +112,7 @@ export async function startWorker(options: StartOptions = {}): Promise<RunningWo
   let ready = false;
   while (Date.now() < deadline && child.exitCode === null) {
     try {
-      const res = await fetch(`${origin}/sync/health`);
+      const res = await fetch(`${origin}${options.readyPath ?? "/sync/health"}`);
       if (res.ok) {
         ready = true;
         break;
