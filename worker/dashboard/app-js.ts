@@ -138,6 +138,7 @@ export const DASHBOARD_JS = String.raw`"use strict";
     var svg = document.createElementNS(ns, "svg");
     svg.setAttribute("viewBox", "0 0 " + W + " " + H);
     svg.setAttribute("role", "img");
+    svg.setAttribute("preserveAspectRatio", "xMinYMid meet");
     var max = buckets.reduce(function (a, b) { return Math.max(a, b.writes); }, 0);
     var total = buckets.reduce(function (a, b) { return a + b.writes; }, 0);
     svg.setAttribute("aria-label", total + " writes in the last " + buckets.length + " hours");
