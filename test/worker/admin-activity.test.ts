@@ -50,6 +50,18 @@ describe("hourly write counters", () => {
     expect(rows.reduce((n, r) => n + r.writes, 0)).toBe(2);
     expect(rows.reduce((n, r) => n + r.bytes, 0)).toBe(4);
   });
+
+  it("count a stored-file upload with its bytes", async () => {
+    const mesh = uniqueMesh();
+    const res = await call(target, `/io/${mesh}/stored-file?path=/App/photo.bin`, {
+      method: "PUT",
+      headers: { "X-Interocitor-Device-Id": "dev-1", "Content-Type": "image/png" },
+      body: "p".repeat(25),
+    });
+    expect(res.status).toBe(201);
+    const rows = await counterRows(mesh);
+    expect(rows.map((r) => [r.writes, r.bytes])).toEqual([[1, 25]]);
+  });
 });
 
 describe("GET /sync/admin/meshes/<mesh>/activity", () => {

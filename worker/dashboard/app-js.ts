@@ -208,6 +208,12 @@ export const DASHBOARD_JS = String.raw`"use strict";
   function fill(tbodyId, items, cells, action) {
     var rows = $(tbodyId);
     clear(rows);
+    if (items.length === 0) {
+      var empty = el("tr"), cell = el("td", "None.");
+      cell.colSpan = rows.parentNode.querySelectorAll("th").length;
+      empty.appendChild(cell);
+      rows.appendChild(empty);
+    }
     items.forEach(function (item) {
       var tr = el("tr");
       tr.dataset.id = item.id || item.jti;

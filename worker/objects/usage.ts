@@ -1,5 +1,6 @@
 // Per-mesh usage in D1 (mesh_usage): last write/read times for stats and idle cleanup, and the
-// stored-file byte and file counts that the quota is checked against.
+// stored-file byte and file counts that the quota is checked against; and writes per hour
+// (mesh_hourly) for the dashboard's chart.
 import type { Env } from "../env";
 
 export const HOUR_MS = 3_600_000;
@@ -16,13 +17,18 @@ export function touchWriteStatements(db: D1Database, meshId: string, at: number,
          ON CONFLICT (mesh) DO UPDATE SET last_write_at = max(coalesce(mesh_usage.last_write_at, 0), excluded.last_write_at)`,
       )
       .bind(meshId, at),
-    db
-      .prepare(
-        `INSERT INTO mesh_hourly (mesh, hour, writes, bytes) VALUES (?1, ?2, 1, ?3)
-         ON CONFLICT (mesh, hour) DO UPDATE SET writes = mesh_hourly.writes + 1, bytes = mesh_hourly.bytes + excluded.bytes`,
-      )
-      .bind(meshId, Math.floor(at / HOUR_MS), Math.max(0, Math.floor(bytes))),
+    hourlyWriteStatement(db, meshId, at, bytes),
   ];
+}
+
+/** One write of `bytes` counted in the hour holding `at` (mesh_hourly, the dashboard's chart). */
+export function hourlyWriteStatement(db: D1Database, meshId: string, at: number, bytes = 0): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO mesh_hourly (mesh, hour, writes, bytes) VALUES (?1, ?2, 1, ?3)
+       ON CONFLICT (mesh, hour) DO UPDATE SET writes = mesh_hourly.writes + 1, bytes = mesh_hourly.bytes + excluded.bytes`,
+    )
+    .bind(meshId, Math.floor(at / HOUR_MS), Math.max(0, Math.floor(bytes)));
 }
 
 export interface HourlyBucket {

@@ -1,9 +1,9 @@
 // Scheduled maintenance (the cron in wrangler.toml) and its on-demand twin, the admin route
 // POST /sync/admin/maintenance. One run: delete expired sessions (and their socket-mesh rows),
-// purge recovery wrappers past RECOVERY_TTL_DAYS, purge change-file bodies whose
-// delete grace has run out, prune hourly write counters past 48 h, evict idle meshes (only when IDLE_MESH_TTL_DAYS is set), and
-// reconcile the index of a few sampled meshes. Every task is bounded in count and time, a failed
-// task does not stop the others, and each run logs exactly one JSON line of what it did.
+// purge recovery wrappers past RECOVERY_TTL_DAYS, purge change-file bodies whose delete grace has
+// run out, prune hourly write counters past 48 h, evict idle meshes (only when IDLE_MESH_TTL_DAYS
+// is set), and reconcile the index of a few sampled meshes. Every task is bounded in count and
+// time, a failed task does not stop the others, and each run logs exactly one JSON line of what it did.
 import type { Env } from "../env";
 import { readConfig } from "../lib/config";
 import { meshHub } from "../hub-client";
