@@ -14,7 +14,7 @@ import { notifyInvalidation } from "./push";
 import { readEvictionRecord } from "./eviction";
 import * as index from "./object-index";
 import * as r2 from "./r2-objects";
-import { touchWriteStatement } from "./usage";
+import { touchWriteStatements } from "./usage";
 
 /** D1 trouble is never the client's mistake: answer 503 so it retries (writes are idempotent). */
 async function indexed<T>(work: () => Promise<T>, what: string): Promise<T> {
@@ -117,7 +117,7 @@ async function putChangeFile(c: PutContext, limit: number): Promise<WriteOutcome
   }
   const entry = r2.entryFromR2(c.meshId, stored);
   const [upserted] = await indexed(() =>
-    db.batch([index.upsertUnlessDeletedStatement(db, c.meshId, entry), touchWriteStatement(db, c.meshId, entry.modifiedAt)]),
+    db.batch([index.upsertUnlessDeletedStatement(db, c.meshId, entry), ...touchWriteStatements(db, c.meshId, entry.modifiedAt, entry.size)]),
     "write",
   );
   if ((upserted?.meta.changes ?? 0) === 0) {
@@ -352,7 +352,7 @@ export async function deleteTree(
       ...(orphan === null ? [] : [index.insertIfAbsentStatement(db, meshId, orphan)]),
       ...[...byVersion].flatMap(([version, paths]) => index.tombstoneStatements(db, meshId, paths, now, version)),
     ];
-    await indexed(() => db.batch([...statements(), touchWriteStatement(db, meshId, now)]), "delete");
+    await indexed(() => db.batch([...statements(), ...touchWriteStatements(db, meshId, now)]), "delete");
 
     const graceMs = readConfig(env).deletedChangeGraceMs;
     const goneNow = inR2.filter((t) => !(t.cls === "change" && graceMs > 0)).map((t) => t.path);

@@ -5,7 +5,7 @@
 // a write or delete can neither overwrite the newer row nor resurrect a tombstone.
 import { classifyPath, isControlClass, nameOf, parentOf, type PathClass } from "../lib/paths";
 import type { ObjectEntry, ObjectLocation } from "./object-types";
-import { touchWriteStatement } from "./usage";
+import { touchWriteStatements } from "./usage";
 
 /** An index row, live or tombstoned. */
 export interface IndexRow extends ObjectEntry {
@@ -115,7 +115,7 @@ function upsertWith(db: D1Database, meshId: string, entry: ObjectEntry, tombston
 /** Inserts or replaces a live entry (clears any tombstone). Never moves a hub entry to an older version. */
 export async function upsertEntry(db: D1Database, meshId: string, entry: ObjectEntry): Promise<void> {
   // One round trip: the index row and the mesh's last write time commit together.
-  await db.batch([upsertStatement(db, meshId, entry), touchWriteStatement(db, meshId, entry.modifiedAt)]);
+  await db.batch([upsertStatement(db, meshId, entry), ...touchWriteStatements(db, meshId, entry.modifiedAt, entry.size)]);
 }
 
 /**
@@ -159,7 +159,7 @@ export async function tombstoneEntries(
   version = 0,
 ): Promise<void> {
   if (paths.length === 0) return;
-  await db.batch([...tombstoneStatements(db, meshId, paths, at, version), touchWriteStatement(db, meshId, at)]);
+  await db.batch([...tombstoneStatements(db, meshId, paths, at, version), ...touchWriteStatements(db, meshId, at)]);
 }
 
 /** Rows of a statement built by one of the *Statement functions below. */
