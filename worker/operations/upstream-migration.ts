@@ -255,9 +255,12 @@ async function planMesh(source: { db: D1Database; files: R2Bucket }, mesh: strin
 
   // The committed generation of each root comes from its pointer; everything else follows it.
   const committedGenerations = new Map<string, number>();
+  // Roots whose pointer is refused: their generation files are not leftovers, the refusal says why.
+  const refusedRoots = new Set<string>();
   for (const [path, file] of files) {
     if (classifyPath(path) !== "manifest") continue;
     const root = parentOf(path);
+    refusedRoots.add(root);
     const target = pointerTarget(path, file.body);
     if (target === null) {
       plan.reasons.push(`${path} is not a pointer naming a generation file in its folder (currentGeneration, file).`);
@@ -273,6 +276,7 @@ async function planMesh(source: { db: D1Database; files: R2Bucket }, mesh: strin
       plan.reasons.push(`${target.generationPath} (the committed generation) names the snapshot ${snapshotPath}, which is missing.`);
       continue;
     }
+    refusedRoots.delete(root);
     committedGenerations.set(root, target.generation);
     plan.roots.push({ root, generation: target.generation, snapshotPath });
   }
@@ -310,6 +314,7 @@ async function planMesh(source: { db: D1Database; files: R2Bucket }, mesh: strin
     if (isControlClass(cls)) {
       let state: "committed" | null = null;
       if (cls === "generation") {
+        if (refusedRoots.has(parentOf(path))) continue;
         const committed = committedGenerations.get(parentOf(path));
         if (committed === undefined || (generationOf(path) ?? 0) > committed) {
           plan.skipped.push({ path, reason: "uncommitted generation (newer than the pointer, or no pointer in its folder)" });
