@@ -352,7 +352,19 @@ async function planMesh(source: { db: D1Database; files: R2Bucket }, mesh: strin
       plan.reasons.push(`The stored file ${path} lacks its r2_key or readable upload/modified times.`);
       continue;
     }
-    const seal = typeof row.seal_guard === "string" && /^[0-9a-f]{64}$/.test(row.seal_guard) ? row.seal_guard : null;
+    // Upstream kept the guard itself; meshbox keeps only its SHA-256 and compares digests, so the
+    // guard is hashed here (copied raw, no device could ever present it again). A guard meshbox
+    // could not accept from a device would unseal the file: the mesh is refused instead.
+    const guard = typeof row.seal_guard === "string" && row.seal_guard !== "" ? row.seal_guard : null;
+    if (guard !== null && !/^[0-9a-fA-F]{64}$/.test(guard)) {
+      plan.reasons.push(`The stored file ${path} has a seal guard that is not 64 hex characters; moving it would unseal it.`);
+      continue;
+    }
+    if ((await source.files.head(row.r2_key)) === null) {
+      plan.reasons.push(`The stored file ${path} has no body at ${row.r2_key} in the legacy bucket.`);
+      continue;
+    }
+    const seal = guard === null ? null : await sha256Hex(encoder.encode(guard.toLowerCase())); // as a device's header is read
     const plaintext = typeof row.plaintext_size === "number" ? row.plaintext_size : null;
     plan.stored.push({
       path,
