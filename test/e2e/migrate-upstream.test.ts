@@ -194,6 +194,13 @@ describe("meshbox migrate-upstream (device simulator)", () => {
     expect(moved.stdout).toBe(dry.stdout.replace("would-move", "moved"));
     expect(moved.status).toBe(0);
 
+    // Every object upstream held, listed at its path with its size and modified time, and nothing else.
+    const asListed = (list: { path: string; size: number; modifiedTime: string }[]) => list.map((f) => [f.path, f.size, f.modifiedTime]).sort();
+    const sized = (list: LegacyRow[]) => list.map((r) => ({ path: r.path, size: r.content.byteLength, modifiedTime: r.modifiedTime }));
+    const migrated = await readBack(meshbox.base, mesh);
+    expect(asListed(sized(migrated))).toEqual(asListed(sized(rows)));
+    for (const row of rows) expect(Buffer.from(migrated.find((m) => m.path === row.path)!.content).equals(Buffer.from(row.content)), row.path).toBe(true);
+
     // The same instances, local state intact, now talk to meshbox.
     const snapshotGets = new Map<Device, number>();
     for (const d of [founder, alice, bob]) {
