@@ -176,6 +176,16 @@ describe("POST /sync/admin/migrate-upstream", () => {
     expect((await get(good, "/MyApp/manifest.json")).status).toBe(200);
   });
 
+  it("refuses a mesh the legacy database holds nothing of, instead of reporting it moved", async () => {
+    const mesh = uniqueMesh();
+    const { status, json } = await migrate({ mesh });
+    expect(status).toBe(200);
+    expect(json.meshes).toEqual([
+      { mesh, status: "refused", controlObjects: 0, objects: 0, storedFiles: 0, bytes: 0, reasons: ["The legacy database holds nothing for this mesh."], skipped: [] },
+    ]);
+    expect((await call(target, `/admin/meshes/${mesh}`, asAdmin())).status).toBe(404);
+  });
+
   it("answers 503 with a clear message when the legacy bindings are not configured", async () => {
     const bare = adminEnv({ LEGACY_DB: undefined, LEGACY_FILES: undefined });
     const res = await call(bare, "/admin/migrate-upstream", asAdmin({ method: "POST", ...jsonBody({ all: true }) }));

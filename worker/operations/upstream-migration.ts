@@ -109,6 +109,11 @@ async function migrateMesh(env: Env, source: { db: D1Database; files: R2Bucket }
     report.reasons.push(err instanceof Error ? err.message : String(err));
     return report;
   }
+  if (plan.control.length + plan.objects.length + plan.stored.length + plan.reasons.length + plan.skipped.length === 0) {
+    // A mistyped --mesh must not read as "moved, 0 objects".
+    report.reasons.push("The legacy database holds nothing for this mesh.");
+    return report;
+  }
   report.skipped = plan.skipped;
   report.controlObjects = plan.control.length;
   report.objects = plan.objects.length;
