@@ -61,7 +61,9 @@ export async function runWithWriteTouch(
     noteTouched(meshId, at);
     return result!;
   }
-  const result = await upsert.run();
+  // batch() even for one statement: one code path for the index write, whichever way the touch goes.
+  const [result] = await db.batch([upsert]);
+  if (result === undefined) throw new Error("D1 batch returned no result for the index upsert");
   const recorded = (result.results[0] as { usage_write_at?: number | null } | undefined)?.usage_write_at ?? null;
   if ((result.meta.changes ?? 0) > 0 && (recorded === null || at - recorded >= intervalMs)) {
     await touchWriteStatement(db, meshId, at).run();
