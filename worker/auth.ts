@@ -146,7 +146,7 @@ async function modesOf(env: Env, config: Config): Promise<Modes> {
   };
 }
 
-export type AuthModeName = "session" | "idp" | "bearer" | "open";
+export type AuthModeName = "session" | "idp" | "bearer" | "open" | "app";
 
 /**
  * The names of the configured auth modes (never a secret), for /sync/health. Throws 503
@@ -159,6 +159,9 @@ export async function configuredAuthModes(env: Env): Promise<AuthModeName[]> {
   if (modes.idp !== null) names.push("idp");
   if (modes.bearerSecret !== null) names.push("bearer");
   if (modes.open) names.push("open");
+  // An app's authorize hook (createMeshbox) admits callers on its own: such an app serves without
+  // any built-in mode, and its smoke test must pass.
+  if (hooksOf(env).authorize !== null) names.push("app");
   if (names.length === 0) throw authNotConfigured();
   return names;
 }

@@ -12,7 +12,7 @@ interface Op {
   statuses?: Record<string, string>;
   query?: string[];
   body?: "json" | "bytes" | "tar";
-  produces?: "json" | "bytes" | "tar";
+  produces?: "json" | "bytes" | "tar" | "html" | "js" | "css";
 }
 
 const OPS: Record<string, Partial<Record<Method, Op>>> = {
@@ -67,6 +67,12 @@ const OPS: Record<string, Partial<Record<Method, Op>>> = {
     post: { summary: "Add a mesh grant", auth: "admin", body: "json", statuses: { "201": "Granted" } },
   },
   "/admin/grants/{id}": { delete: { summary: "Revoke a mesh grant", auth: "admin", statuses: { "404": "No such grant" } } },
+  "/admin/meshes/{mesh}/activity": {
+    get: { summary: "Writes and bytes per hour, oldest first, zeros filled (?hours=1..48, default 24)", auth: "admin", query: ["hours"], statuses: { "404": "No such mesh" } },
+  },
+  "/admin/ui": { get: { summary: "The admin dashboard page (signs in with the admin token)", auth: "none", produces: "html" } },
+  "/admin/ui/app.js": { get: { summary: "The admin dashboard's script", auth: "none", produces: "js" } },
+  "/admin/ui/app.css": { get: { summary: "The admin dashboard's styles", auth: "none", produces: "css" } },
   "/admin/recovery": { get: { summary: "Recovery wrappers against their quota and expiry", auth: "admin" } },
   "/admin/migrate-upstream": {
     post: { summary: "Move meshes in from bound upstream-runtime resources (LEGACY_DB, LEGACY_FILES), a page per call", auth: "admin", body: "json", statuses: { "503": "Legacy bindings not configured" } },
@@ -74,7 +80,14 @@ const OPS: Record<string, Partial<Record<Method, Op>>> = {
   "/admin/mesh-ids": { post: { summary: "Issue a checksummed mesh id", auth: "admin", statuses: { "201": "Issued" } } },
 };
 
-const MEDIA = { json: "application/json", bytes: "application/octet-stream", tar: "application/x-tar" } as const;
+const MEDIA = {
+  json: "application/json",
+  bytes: "application/octet-stream",
+  tar: "application/x-tar",
+  html: "text/html",
+  js: "text/javascript",
+  css: "text/css",
+} as const;
 const errorRef = { $ref: "#/components/responses/Error" };
 
 function operation(path: string, method: Method, op: Op): Record<string, unknown> {

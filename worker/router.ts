@@ -15,6 +15,7 @@ import * as recovery from "./routes/recovery";
 import * as authRoutes from "./routes/auth";
 import * as admin from "./routes/admin";
 import * as adminGrants from "./routes/admin-grants";
+import * as dashboard from "./routes/dashboard";
 
 const read = requireAccess("read");
 const write = requireAccess("write");
@@ -102,6 +103,11 @@ export function buildRouter(base: string) {
   r.post("/admin/grants", requireAdmin, adminGrants.addGrant);
   r.delete("/admin/grants/:id", requireAdmin, adminGrants.revokeGrant);
   r.get("/admin/recovery", requireAdmin, admin.recoveryStats);
+  r.get("/admin/meshes/:mesh/activity", requireAdmin, withMesh, admin.meshActivity);
+  // The dashboard's static page and assets carry no data: no token (the page asks for it).
+  r.get("/admin/ui", dashboard.page);
+  r.get("/admin/ui/app.js", dashboard.script);
+  r.get("/admin/ui/app.css", dashboard.styles);
   r.all("/admin/keys", only("GET", "POST"));
   r.all("/admin/keys/:id", only("DELETE"));
   r.all("/admin/sessions", only("GET"));
@@ -118,6 +124,10 @@ export function buildRouter(base: string) {
   r.all("/admin/grants", only("GET", "POST"));
   r.all("/admin/grants/:id", only("DELETE"));
   r.all("/admin/recovery", only("GET"));
+  r.all("/admin/meshes/:mesh/activity", only("GET"));
+  r.all("/admin/ui", only("GET"));
+  r.all("/admin/ui/app.js", only("GET"));
+  r.all("/admin/ui/app.css", only("GET"));
 
   r.all("*", (): never => { throw notFound("No such route."); });
   return router;

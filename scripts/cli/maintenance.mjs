@@ -19,6 +19,7 @@ const commands = {
         at: report.at,
         sessionsDeleted: report.sessionsDeleted,
         tombstonesPurged: report.tombstonesPurged,
+        hourlyBucketsPruned: report.hourlyBucketsPruned,
         idleCleanup: idle,
         reconciledMeshes: report.reconciled.length,
         errors: report.errors.length,

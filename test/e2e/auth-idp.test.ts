@@ -323,19 +323,28 @@ describe("meshbox grants (CLI)", () => {
     expect(listed.code).toBe(0);
     const lines = listed.stdout.trim().split("\n");
     expect(lines[0]).toMatch(/^id\s+subject\s+meshPattern\s+access\s+createdAt$/);
-    expect(lines.slice(1).map((l) => l.split(/\s+/).slice(0, 4))).toEqual([[grant.id, sub, mesh, "readonly"]]);
+    expect(lines.slice(2).map((l) => l.split(/\s+/).slice(0, 4))).toEqual([[grant.id, sub, mesh, "readonly"]]);
 
     const revoked = await grantsCli(["revoke", grant.id]);
     expect(revoked).toMatchObject({ code: 0, stdout: `revoked ${grant.id} (${sub} → ${mesh})\n` });
     expect((await health(mesh, token)).status).toBe(403);
-    expect((await grantsCli(["list", "--sub", sub])).stdout).toBe("no grants\n");
+    expect((await grantsCli(["list", "--sub", sub])).stdout).toBe("(none)\n");
   });
 
   it("exits 2 with the usage for bad usage and 1 with the server's message for a refusal", async () => {
-    for (const args of [[], ["frobnicate"], ["add", "--mesh", "m"], ["add", "--sub", "s", "--mesh", "m", "--access", "write"], ["list", "--bogus"], ["revoke"]]) {
-      const res = await grantsCli(args);
+    // A mistake in one command shows that command's usage line; anything else, the group's.
+    for (const [args, shown] of [
+      [[], "add"],
+      [["frobnicate"], "add"],
+      [["add", "--mesh", "m"], "add"],
+      [["add", "--sub", "s", "--mesh", "m", "--access", "write"], "add"],
+      [["list", "--bogus"], "list"],
+      [["list", "extra"], "list"],
+      [["revoke"], "revoke"],
+    ] as const) {
+      const res = await grantsCli([...args]);
       expect(res.code, args.join(" ")).toBe(2);
-      expect(res.stderr).toContain("usage: meshbox grants add");
+      expect(res.stderr).toContain(`usage: meshbox grants ${shown}`);
     }
     const unknown = await grantsCli(["revoke", "grt_0123456789abcdef"]);
     expect(unknown).toMatchObject({ code: 1, stderr: "meshbox: 404 not_found: No grant has the id grt_0123456789abcdef.\n" });

@@ -550,51 +550,75 @@ describe("PUT /sync/io/<mesh>/stored-file with the Nth D1 call of the request fa
 });
 
 describe("DELETE /sync/io/<mesh>/file with the Nth R2 or D1 call failing", () => {
-  /** Listing and metadata agree; a deleted change file may still answer an exact GET (grace period). */
-  async function expectDeleteConsistent(mesh: string, path: string, isChange: boolean): Promise<"present" | "absent"> {
+  interface Listed { name: string; path: string; size: number; modifiedTime: string; etag: string }
+
+  /**
+   * Listing and metadata agree: the same entry in both, or absent from both. A listed name answers
+   * GET with its bytes; an app file or folder absent from listings answers 404 too (only a deleted
+   * change file is served through its grace period). Returns the entry, or null.
+   */
+  async function expectDeleteConsistent(mesh: string, path: string, body: string, isChange: boolean): Promise<Listed | null> {
     const v = await visibility(mesh, path);
+    const meta = await SELF.fetch(`${ORIGIN}/io/${mesh}/metadata`, { method: "POST", body: JSON.stringify({ path }) });
+    const described = ((await meta.json()) as { file: Listed | null }).file;
+    const parent = path.slice(0, path.lastIndexOf("/"));
+    const list = await SELF.fetch(`${ORIGIN}/io/${mesh}/list-files`, { method: "POST", body: JSON.stringify({ path: parent }) });
+    const listed = ((await list.json()) as { files: Listed[] }).files.find((f) => f.path === path) ?? null;
+    expect(listed).toEqual(described);
     if (v.metadata === 200) {
-      expect(v).toMatchObject({ get: 200, listed: true });
-      return "present";
+      expect(v).toMatchObject({ get: 200, body, listed: true });
+      return listed;
     }
     expect(v).toMatchObject({ metadata: 404, listed: false });
     if (!isChange) expect(v.get).toBe(404);
-    return "absent";
+    return null;
   }
 
   const cases = [
-    { kind: "app file", isChange: false, seed: async (mesh: string) => { const p = `${ROOT}/notes/doomed.bin`; expect(await selfPut(mesh, p, "bytes")).toBe(201); return { target: p, probe: p }; } },
-    { kind: "change file", isChange: true, seed: async (mesh: string) => { const p = changePath(); expect(await selfPut(mesh, p, sealedChange())).toBe(201); return { target: p, probe: p }; } },
+    { kind: "app file", isChange: false, seed: async (mesh: string) => { const p = `${ROOT}/notes/doomed.bin`; expect(await selfPut(mesh, p, "bytes")).toBe(201); return { target: p, probe: p, body: "bytes" }; } },
+    { kind: "change file", isChange: true, seed: async (mesh: string) => { const p = changePath(); const b = sealedChange(); expect(await selfPut(mesh, p, b)).toBe(201); return { target: p, probe: p, body: b }; } },
     { kind: "folder (recursive)", isChange: false, seed: async (mesh: string) => {
       const folder = `${ROOT}/tree`;
       for (const name of ["a.bin", "b.bin", "sub/c.bin"]) expect(await selfPut(mesh, `${folder}/${name}`, name)).toBe(201);
-      return { target: folder, probe: `${folder}/sub/c.bin` };
+      return { target: folder, probe: `${folder}/sub/c.bin`, body: "sub/c.bin" };
     } },
   ];
   for (const c of cases) {
     for (const [binding, nth] of [["BUCKET", 1], ["BUCKET", 2], ["DB", 1], ["DB", 2], ["DB", 3]] as const) {
+      // A deleted change file stays listed through the listing window (PROTOCOL section 3, "Deleted
+      // change files"), described at its deletion time; every other class leaves listings at once.
       it(`a ${c.kind} DELETE with ${binding} call ${nth} failing leaves listing and metadata agreeing, and a retry settles it`, async () => {
         const mesh = newMesh();
-        const { target, probe } = await c.seed(mesh);
+        const { target, probe, body } = await c.seed(mesh);
+        const written = await expectDeleteConsistent(mesh, probe, body, c.isChange);
+        expect(written).not.toBeNull();
+        const before = Date.now();
         const faulty = binding === "DB" ? failingD1(env.DB, nth) : failingNthR2Call(env.BUCKET, nth, "before");
         const first = await callWith(envWith({ [binding]: faulty.binding } as Partial<Env>), new Request(fileUrl(mesh, target), { method: "DELETE" }));
         if (faulty.fault.fired === 0) expect(first.status).toBe(204);
         else if (first.status >= 300) expect(first.status).toBe(503);
-        // A deleted change file stays listed, with metadata, through the listing window (PROTOCOL
-        // section 3): settled means "present" for it, and the deletion is then recorded (a repeated
-        // DELETE answers 404). Every other class settles as absent.
-        const settled = c.isChange ? "present" : "absent";
-        const state = await expectDeleteConsistent(mesh, probe, c.isChange);
-        if (first.status === 204) expect(state).toBe(settled);
+        const state = await expectDeleteConsistent(mesh, probe, body, c.isChange);
+        if (first.status === 204 && !c.isChange) expect(state).toBeNull();
+        if (state !== null) expect({ ...state, modifiedTime: "" }).toEqual({ ...written, modifiedTime: "" });
         const retry = await SELF.fetch(fileUrl(mesh, target), { method: "DELETE" });
         await retry.arrayBuffer();
+        // An acknowledged delete stands: the retry finds nothing left to delete.
+        expect(retry.status).toBe(first.status === 204 ? 404 : retry.status);
         expect([204, 404]).toContain(retry.status);
-        expect(await expectDeleteConsistent(mesh, probe, c.isChange)).toBe(settled);
+        const settled = await expectDeleteConsistent(mesh, probe, body, c.isChange);
         if (c.isChange) {
-          const again = await SELF.fetch(fileUrl(mesh, target), { method: "DELETE" });
-          await again.arrayBuffer();
-          expect(again.status).toBe(404);
+          // Listed through the window, the same bytes and etag, modifiedTime at its deletion.
+          expect(settled).not.toBeNull();
+          expect({ ...settled, modifiedTime: "" }).toEqual({ ...written, modifiedTime: "" });
+          const deletedAt = Date.parse(settled!.modifiedTime);
+          expect(deletedAt).toBeGreaterThanOrEqual(Math.max(before, Date.parse(written!.modifiedTime)));
+          expect(deletedAt).toBeLessThanOrEqual(Date.now());
+        } else {
+          expect(settled).toBeNull();
         }
+        const again = await SELF.fetch(fileUrl(mesh, target), { method: "DELETE" });
+        await again.arrayBuffer();
+        expect(again.status).toBe(404);
       });
     }
   }

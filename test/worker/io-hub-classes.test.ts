@@ -21,10 +21,15 @@ describe("DELETE /sync/io/:mesh/file over hub objects", () => {
     await putFile(mesh, `/App/changes/${name}`, "c");
     await putFile(mesh, "/App/changes/head.json", JSON.stringify({ latestHlc: name.slice(0, 25) }));
     await putFile(mesh, "/App/devices/devA.json", JSON.stringify({ id: "devA" }));
+    const before = Date.now();
     expect((await deleteFile(mesh, "/App/changes")).status).toBe(204);
-    // The change file stays listed through the deletion window (PROTOCOL section 3); head.json,
-    // a control object, leaves at once.
-    expect(await listNames(mesh, "/App/changes")).toEqual([name]);
+    // The change file stays listed through the deletion window (PROTOCOL section 3), at its
+    // deletion time and readable by GET; head.json, a control object, leaves at once.
+    const listed = (await (await post(mesh, "list-files", { path: "/App/changes" })).json()) as { files: { name: string; modifiedTime: string }[] };
+    expect(listed.files.map((f) => f.name)).toEqual([name]);
+    expect(Date.parse(listed.files[0]!.modifiedTime)).toBeGreaterThanOrEqual(before);
+    expect(await textOf(await getFile(mesh, `/App/changes/${name}`))).toBe("c");
+    expect((await deleteFile(mesh, `/App/changes/${name}`)).status).toBe(404);
     expect((await getFile(mesh, "/App/changes/head.json")).status).toBe(404);
     expect(await listNames(mesh, "/App/devices")).toEqual(["devA.json"]);
     expect((await deleteFile(mesh, "/App/devices/devA.json")).status).toBe(204);

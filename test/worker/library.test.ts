@@ -110,6 +110,14 @@ describe("an authorize hook", () => {
     expect(await res.json()).toEqual({ error: "unauthorized", message: "This mesh needs a credential the app accepts." });
   });
 
+  it("is named \"app\" by /sync/health, which answers 200 with no built-in mode configured", async () => {
+    const closed = { ...quiet, ALLOW_OPEN_ACCESS: "0" } as Env;
+    const health = await call(meshbox, "/sync/health", {}, closed);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ ok: true, service: "meshbox", auth: ["app"] });
+    expect((await call(createMeshbox(), "/sync/health", {}, closed)).status).toBe(503);
+  });
+
   it("answers the HttpError it throws", async () => {
     const res = await call(meshbox, `/sync/io/${newMesh()}/health`, { headers: { "X-App-Token": "banned" } });
     expect(res.status).toBe(403);

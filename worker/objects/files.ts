@@ -14,7 +14,7 @@ import { notifyInvalidation } from "./push";
 import { readEvictionRecord } from "./eviction";
 import * as index from "./object-index";
 import * as r2 from "./r2-objects";
-import { runWithWriteTouch, touchWriteStatement, writeTouchIntervalMs } from "./usage";
+import { runWithWriteTouch, touchWriteStatements, writeTouchIntervalMs } from "./usage";
 
 /** D1 trouble is never the client's mistake: answer 503 so it retries (writes are idempotent). */
 async function indexed<T>(work: () => Promise<T>, what: string): Promise<T> {
@@ -118,7 +118,7 @@ async function putChangeFile(c: PutContext, limit: number): Promise<WriteOutcome
   const entry = r2.entryFromR2(c.meshId, stored);
   const touchEveryMs = writeTouchIntervalMs(readConfig(c.env));
   const upserted = await indexed(
-    () => runWithWriteTouch(db, c.meshId, entry.modifiedAt, index.upsertUnlessDeletedStatement(db, c.meshId, entry), touchEveryMs),
+    () => runWithWriteTouch(db, c.meshId, entry.modifiedAt, index.upsertUnlessDeletedStatement(db, c.meshId, entry), touchEveryMs, entry.size),
     "write",
   );
   if ((upserted?.meta.changes ?? 0) === 0) {
@@ -353,7 +353,7 @@ export async function deleteTree(
       ...(orphan === null ? [] : [index.insertIfAbsentStatement(db, meshId, orphan)]),
       ...[...byVersion].flatMap(([version, paths]) => index.tombstoneStatements(db, meshId, paths, now, version)),
     ];
-    await indexed(() => db.batch([...statements(), touchWriteStatement(db, meshId, now)]), "delete");
+    await indexed(() => db.batch([...statements(), ...touchWriteStatements(db, meshId, now)]), "delete");
 
     const graceMs = readConfig(env).deletedChangeGraceMs;
     const goneNow = inR2.filter((t) => !(t.cls === "change" && graceMs > 0)).map((t) => t.path);

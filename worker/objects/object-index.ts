@@ -5,7 +5,7 @@
 // a write or delete can neither overwrite the newer row nor resurrect a tombstone.
 import { classifyPath, isControlClass, nameOf, parentOf, type PathClass } from "../lib/paths";
 import type { ObjectEntry, ObjectLocation } from "./object-types";
-import { RETURNING_LAST_WRITE, runWithWriteTouch, touchWriteStatement } from "./usage";
+import { RETURNING_LAST_WRITE, runWithWriteTouch, touchWriteStatements } from "./usage";
 
 /** An index row, live or tombstoned. */
 export interface IndexRow extends ObjectEntry {
@@ -116,7 +116,7 @@ function upsertWith(db: D1Database, meshId: string, entry: ObjectEntry, tombston
 /** Inserts or replaces a live entry (clears any tombstone). Never moves a hub entry to an older version. */
 export async function upsertEntry(db: D1Database, meshId: string, entry: ObjectEntry, touchEveryMs = 0): Promise<void> {
   // One round trip: the index row and (when due) the mesh's last write time commit together.
-  await runWithWriteTouch(db, meshId, entry.modifiedAt, upsertStatement(db, meshId, entry), touchEveryMs);
+  await runWithWriteTouch(db, meshId, entry.modifiedAt, upsertStatement(db, meshId, entry), touchEveryMs, entry.size);
 }
 
 /**
@@ -161,7 +161,7 @@ export async function tombstoneEntries(
 ): Promise<void> {
   if (paths.length === 0) return;
   // Deletes are rare next to writes: they always record the write, in the same round trip.
-  await db.batch([...tombstoneStatements(db, meshId, paths, at, version), touchWriteStatement(db, meshId, at)]);
+  await db.batch([...tombstoneStatements(db, meshId, paths, at, version), ...touchWriteStatements(db, meshId, at)]);
 }
 
 /** Rows of a statement built by one of the *Statement functions below. */

@@ -6,7 +6,7 @@ import { readConfig } from "../lib/config";
 import { HttpError, payloadTooLarge, unavailable } from "../lib/errors";
 import { assertDeclaredWithin, sizedBody } from "../lib/body";
 import { nameOf, storedFileKey } from "../lib/paths";
-import { readStoredUsage } from "./usage";
+import { hourlyWriteStatement, readStoredUsage } from "./usage";
 import { r2Call } from "./r2-objects";
 
 export interface StoredFileMetadata {
@@ -184,7 +184,7 @@ export async function putStoredFile(
     )
     .bind(meshId, path, nameOf(path), stored.size, stored.httpEtag, upload.contentType, upload.deviceId, now,
       upload.plaintextSize, upload.taint, sealHash);
-  await d1(() => db.batch([account(), upsert()]), "write");
+  await d1(() => db.batch([account(), upsert(), hourlyWriteStatement(db, meshId, now, stored.size)]), "write");
   const row = await readRow(db, meshId, path);
   if (row === null) throw unavailable("The stored file was deleted while it was being written; retry.");
   return { status: existing ? 200 : 201, file: toMetadata(row) };

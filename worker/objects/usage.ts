@@ -1,7 +1,19 @@
 // Per-mesh usage in D1 (mesh_usage): last write/read times for stats and idle cleanup, and the
-// stored-file byte and file counts that the quota is checked against.
+// stored-file byte and file counts that the quota is checked against; and writes per hour
+// (mesh_hourly) for the dashboard's chart.
 import type { Env } from "../env";
 import type { Config } from "../lib/config";
+
+export const HOUR_MS = 3_600_000;
+
+/**
+ * Batched with an index write, so recording the write costs no extra round trip: the mesh's last
+ * write time and its hourly counter (mesh_hourly, the dashboard's chart). Deletes use this; writes
+ * of one entry go through runWithWriteTouch, which skips the last-write touch when it is not due.
+ */
+export function touchWriteStatements(db: D1Database, meshId: string, at: number, bytes = 0): D1PreparedStatement[] {
+  return [touchWriteStatement(db, meshId, at), hourlyWriteStatement(db, meshId, at, bytes)];
+}
 
 /** The statement that records a write of the mesh at `at` (never moves last_write_at back). */
 export function touchWriteStatement(db: D1Database, meshId: string, at: number): D1PreparedStatement {
@@ -11,6 +23,54 @@ export function touchWriteStatement(db: D1Database, meshId: string, at: number):
        ON CONFLICT (mesh) DO UPDATE SET last_write_at = max(coalesce(mesh_usage.last_write_at, 0), excluded.last_write_at)`,
     )
     .bind(meshId, at);
+}
+
+/** One write of `bytes` counted in the hour holding `at` (mesh_hourly, the dashboard's chart). */
+export function hourlyWriteStatement(db: D1Database, meshId: string, at: number, bytes = 0): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO mesh_hourly (mesh, hour, writes, bytes) VALUES (?1, ?2, 1, ?3)
+       ON CONFLICT (mesh, hour) DO UPDATE SET writes = mesh_hourly.writes + 1, bytes = mesh_hourly.bytes + excluded.bytes`,
+    )
+    .bind(meshId, Math.floor(at / HOUR_MS), Math.max(0, Math.floor(bytes)));
+}
+
+export interface HourlyBucket {
+  /** Epoch ms of the hour's start. */
+  hourStart: number;
+  writes: number;
+  bytes: number;
+}
+
+/** The last `hours` hourly buckets up to and including the one holding `now`, oldest first, zeros filled. */
+export async function readHourlyActivity(db: D1Database, meshId: string, hours: number, now = Date.now()): Promise<HourlyBucket[]> {
+  const last = Math.floor(now / HOUR_MS);
+  const first = last - hours + 1;
+  const { results } = await db
+    .prepare(`SELECT hour, writes, bytes FROM mesh_hourly WHERE mesh = ?1 AND hour BETWEEN ?2 AND ?3`)
+    .bind(meshId, first, last)
+    .all<{ hour: number; writes: number; bytes: number }>();
+  const byHour = new Map(results.map((r) => [r.hour, r]));
+  return Array.from({ length: hours }, (_, i) => {
+    const row = byHour.get(first + i);
+    return { hourStart: (first + i) * HOUR_MS, writes: row?.writes ?? 0, bytes: row?.bytes ?? 0 };
+  });
+}
+
+/** Hourly counters older than `cutoff` (epoch ms) go; a bounded batch per call, the cron comes back. */
+export async function pruneHourlyActivity(db: D1Database, cutoff: number, limit = 5_000): Promise<number> {
+  const result = await db
+    .prepare(
+      `DELETE FROM mesh_hourly WHERE (mesh, hour) IN (SELECT mesh, hour FROM mesh_hourly WHERE hour < ?1 LIMIT ?2)`,
+    )
+    .bind(Math.floor(cutoff / HOUR_MS), limit)
+    .run();
+  return result.meta.changes ?? 0;
+}
+
+/** The statement an admin wipe batches to forget the mesh's counters. */
+export function deleteHourlyStatement(db: D1Database, meshId: string): D1PreparedStatement {
+  return db.prepare(`DELETE FROM mesh_hourly WHERE mesh = ?1`).bind(meshId);
 }
 
 /**
@@ -54,15 +114,17 @@ export async function runWithWriteTouch(
   at: number,
   upsert: D1PreparedStatement,
   intervalMs: number,
+  bytes = 0,
 ): Promise<D1Result> {
+  // The hourly counter (the dashboard's chart) counts every write, so it always rides along.
+  const hourly = hourlyWriteStatement(db, meshId, at, bytes);
   const last = lastWriteTouch.get(meshId);
   if (last === undefined || at - last >= intervalMs || at < last) {
-    const [result] = await db.batch([upsert, touchWriteStatement(db, meshId, at)]);
+    const [result] = await db.batch([upsert, hourly, touchWriteStatement(db, meshId, at)]);
     noteTouched(meshId, at);
     return result!;
   }
-  // batch() even for one statement: one code path for the index write, whichever way the touch goes.
-  const [result] = await db.batch([upsert]);
+  const [result] = await db.batch([upsert, hourly]);
   if (result === undefined) throw new Error("D1 batch returned no result for the index upsert");
   const recorded = (result.results[0] as { usage_write_at?: number | null } | undefined)?.usage_write_at ?? null;
   if ((result.meta.changes ?? 0) > 0 && (recorded === null || at - recorded >= intervalMs)) {
@@ -109,4 +171,9 @@ export async function readStoredUsage(db: D1Database, meshId: string): Promise<S
     .bind(meshId)
     .first<{ stored_bytes: number; stored_count: number }>();
   return { storedBytes: row?.stored_bytes ?? 0, storedCount: row?.stored_count ?? 0 };
+}
+
+/** Whether the mesh was ever written or read (a wipe deletes the row). */
+export async function hasUsageRow(db: D1Database, meshId: string): Promise<boolean> {
+  return (await db.prepare(`SELECT 1 AS y FROM mesh_usage WHERE mesh = ?1`).bind(meshId).first()) !== null;
 }

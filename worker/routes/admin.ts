@@ -20,6 +20,7 @@ import { ADMIN_RECONCILE_BUDGET_MS, ADMIN_RECONCILE_MAX_PAGES, reconcileMesh as 
 import { exportMeshArchive } from "../operations/mesh-export";
 import { importMeshArchive, meshHoldsAnything } from "../operations/mesh-import";
 import { recoveryTotals } from "../objects/recovery";
+import { hasUsageRow, readHourlyActivity } from "../objects/usage";
 import { runMaintenance } from "./maintenance";
 
 const json = (body: unknown, status = 200): Response =>
@@ -311,3 +312,30 @@ export const listMeshes: Handler = async (request, env) => {
 };
 
 export const tenantUsage: Handler = async (_request, env) => json(await readTenantUsage(env));
+
+const ACTIVITY_MAX_HOURS = 48;
+
+/** GET /admin/meshes/<mesh>/activity?hours=24: writes and bytes per hour, oldest first, zeros filled. */
+export const meshActivity: Handler = async (request, env) => {
+  const mesh = request.meshId;
+  const params = new URL(request.url).searchParams;
+  if (params.getAll("hours").length > 1) throw badRequest("Give hours at most once.");
+  const raw = params.get("hours");
+  let hours = 24;
+  if (raw !== null) {
+    if (!/^\d{1,2}$/.test(raw) || Number(raw) < 1 || Number(raw) > ACTIVITY_MAX_HOURS) {
+      throw badRequest(`hours must be an integer from 1 to ${ACTIVITY_MAX_HOURS}.`);
+    }
+    hours = Number(raw);
+  }
+  const [buckets, known] = await Promise.all([
+    readHourlyActivity(env.DB, mesh, hours),
+    hasUsageRow(env.DB, mesh),
+  ]);
+  if (!known && buckets.every((b) => b.writes === 0)) throw notFound("no such mesh");
+  return json({
+    mesh,
+    hours,
+    buckets: buckets.map((b) => ({ hour: new Date(b.hourStart).toISOString(), writes: b.writes, bytes: b.bytes })),
+  });
+};

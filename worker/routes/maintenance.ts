@@ -1,9 +1,9 @@
 // Scheduled maintenance (the cron in wrangler.toml) and its on-demand twin, the admin route
 // POST /sync/admin/maintenance. One run: delete expired sessions (and their socket-mesh rows),
-// purge recovery wrappers past RECOVERY_TTL_DAYS, purge change-file bodies whose
-// delete grace has run out, evict idle meshes (only when IDLE_MESH_TTL_DAYS is set), and
-// reconcile the index of a few sampled meshes. Every task is bounded in count and time, a failed
-// task does not stop the others, and each run logs exactly one JSON line of what it did.
+// purge recovery wrappers past RECOVERY_TTL_DAYS, purge change-file bodies whose delete grace has
+// run out, prune hourly write counters past 48 h, evict idle meshes (only when IDLE_MESH_TTL_DAYS
+// is set), and reconcile the index of a few sampled meshes. Every task is bounded in count and
+// time, a failed task does not stop the others, and each run logs exactly one JSON line of what it did.
 import type { Env } from "../env";
 import { readConfig } from "../lib/config";
 import { meshHub } from "../hub-client";
@@ -12,6 +12,7 @@ import { deleteStaleRateLimits } from "../identity/rate-limit";
 import { deleteOrphanedSocketMeshes } from "../identity/socket-meshes";
 import { purgeExpiredRecoveryWrappers } from "../objects/recovery";
 import { purgeExpiredTombstones } from "../objects/files";
+import { pruneHourlyActivity } from "../objects/usage";
 import { findIdleMeshes, markEvicted, sampleMeshes } from "../operations/maintenance";
 import { listMeshRoots, wipeMeshData } from "../operations/mesh-wipe";
 import { reconcileMesh, type ReconcileReport } from "../operations/reconcile";
@@ -19,6 +20,8 @@ import { reconcileMesh, type ReconcileReport } from "../operations/reconcile";
 const DAY_MS = 86_400_000;
 /** Idle meshes evicted per run; the rest wait for the next run (every 5 minutes). */
 export const IDLE_MESHES_PER_RUN = 5;
+/** The dashboard charts 24 hours; twice that is kept so a chart read near a boundary is whole. */
+export const HOURLY_KEEP_HOURS = 48;
 /** Meshes whose index is reconciled per run. */
 export const RECONCILE_SAMPLE = 3;
 /** Wall-clock budget of one run's idle cleanup and reconcile (cron invocations may run longer). */
@@ -53,6 +56,8 @@ export interface MaintenanceReport {
   /** Recovery wrappers older than RECOVERY_TTL_DAYS deleted (0 when no TTL is set). */
   recoveryWrappersPurged: number;
   tombstonesPurged: number;
+  /** Hourly write counters (the dashboard's chart) older than HOURLY_KEEP_HOURS deleted. */
+  hourlyBucketsPruned: number;
   idleCleanup: { enabled: false } | { enabled: true; ttlDays: number; evicted: EvictedMesh[] };
   reconciled: ReconcileReport[];
   errors: { task: string; error: string }[];
@@ -134,6 +139,7 @@ export async function runMaintenance(
     rateLimitBucketsDeleted: 0,
     recoveryWrappersPurged: 0,
     tombstonesPurged: 0,
+    hourlyBucketsPruned: 0,
     idleCleanup: { enabled: false },
     reconciled: [],
     errors: [],
@@ -165,6 +171,11 @@ export async function runMaintenance(
     report.tombstonesPurged = await purgeExpiredTombstones(env, now);
   } catch (err) {
     report.errors.push({ task: "tombstones", error: describe(err) });
+  }
+  try {
+    report.hourlyBucketsPruned = await pruneHourlyActivity(env.DB, now - HOURLY_KEEP_HOURS * 3_600_000);
+  } catch (err) {
+    report.errors.push({ task: "hourly-activity", error: describe(err) });
   }
   if (config.idleMeshTtlDays !== null) {
     const ttlDays = config.idleMeshTtlDays;
