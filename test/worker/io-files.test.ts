@@ -148,6 +148,27 @@ describe("PUT /sync/io/:mesh/file", () => {
     const row = await env.DB.prepare("SELECT last_write_at FROM mesh_usage WHERE mesh = ?").bind(mesh).first<{ last_write_at: number }>();
     expect(row!.last_write_at).toBeGreaterThanOrEqual(before);
   });
+
+  it("coalesces the usage write: a write within a minute of a recorded one leaves last_write_at as it was", async () => {
+    const mesh = newMesh();
+    expect((await putFile(mesh, `/App/changes/${changeName(1)}`, "a")).status).toBe(201);
+    const lastWrite = () =>
+      env.DB.prepare("SELECT last_write_at FROM mesh_usage WHERE mesh = ?").bind(mesh).first<{ last_write_at: number }>();
+    const first = (await lastWrite())!.last_write_at;
+    expect((await putFile(mesh, `/App/changes/${changeName(2)}`, "b")).status).toBe(201);
+    expect((await lastWrite())!.last_write_at).toBe(first);
+  });
+
+  it("records the write again when the recorded last write is older than a minute, whatever this isolate remembers", async () => {
+    const mesh = newMesh();
+    expect((await putFile(mesh, `/App/changes/${changeName(1)}`, "a")).status).toBe(201);
+    const old = Date.now() - 90_000;
+    await env.DB.prepare("UPDATE mesh_usage SET last_write_at = ? WHERE mesh = ?").bind(old, mesh).run();
+    const before = Date.now();
+    expect((await putFile(mesh, `/App/changes/${changeName(2)}`, "b")).status).toBe(201);
+    const row = await env.DB.prepare("SELECT last_write_at FROM mesh_usage WHERE mesh = ?").bind(mesh).first<{ last_write_at: number }>();
+    expect(row!.last_write_at).toBeGreaterThanOrEqual(before);
+  });
 });
 
 describe("GET /sync/io/:mesh/file", () => {

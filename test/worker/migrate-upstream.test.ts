@@ -101,6 +101,34 @@ describe("POST /sync/admin/migrate-upstream", () => {
     const stored = await call(target, `/io/${mesh}/stored-file?path=${encodeURIComponent("/MyApp/files/photo.bin")}`);
     expect(stored.status).toBe(200);
     expect(new Uint8Array(await stored.arrayBuffer())).toEqual(new Uint8Array([1, 2, 3, 4, 5]));
+    // Still sealed by upstream's guard: refused without it, deleted by the device that holds it.
+    const storedUrl = `/io/${mesh}/stored-file?path=${encodeURIComponent("/MyApp/files/photo.bin")}`;
+    const unguarded = await call(target, storedUrl, { method: "DELETE" });
+    expect(unguarded.status).toBe(403);
+    await unguarded.arrayBuffer();
+    const guarded = await call(target, storedUrl, { method: "DELETE", headers: { "X-Interocitor-Seal-Guard": GUARD.toUpperCase() } });
+    expect(guarded.status).toBe(204);
+    await guarded.arrayBuffer();
+  });
+
+  it("refuses a mesh whose stored file lost its body or has a guard meshbox cannot check, before writing anything", async () => {
+    const noBody = uniqueMesh();
+    const badGuard = uniqueMesh();
+    await seedLegacyMesh(noBody);
+    await seedLegacyMesh(badGuard);
+    await legacyFiles.delete(`meshes/${encodeURIComponent(noBody)}/files/${encodeURIComponent("MyApp/files/photo.bin")}`);
+    await legacyDb.prepare(`UPDATE stored_files SET seal_guard = 'not-a-guard' WHERE prefix = ?1`).bind(badGuard).run();
+    const dry = await migrate({ mesh: noBody, dryRun: true });
+    expect(dry.json.meshes[0]).toMatchObject({
+      status: "refused",
+      reasons: [`The stored file /MyApp/files/photo.bin has no body at meshes/${encodeURIComponent(noBody)}/files/${encodeURIComponent("MyApp/files/photo.bin")} in the legacy bucket.`],
+    });
+    const bad = await migrate({ mesh: badGuard });
+    expect(bad.json.meshes[0]).toMatchObject({
+      status: "refused",
+      reasons: ["The stored file /MyApp/files/photo.bin has a seal guard that is not 64 hex characters; moving it would unseal it."],
+    });
+    expect((await get(badGuard, "/MyApp/manifest.json")).status).toBe(404);
   });
 
   it("is idempotent: a second run reports the mesh as already present and changes nothing", async () => {
@@ -142,9 +170,20 @@ describe("POST /sync/admin/migrate-upstream", () => {
     }
     expect(reports.get(good).status).toBe("moved");
     expect(reports.get(lowHead)).toMatchObject({ status: "refused", reasons: [expect.stringContaining("lower than the newest change file")] });
-    expect(reports.get(noSnapshot)).toMatchObject({ status: "refused", reasons: [expect.stringContaining("which is missing")] });
+    // The refused root's generation files are not reported as uncommitted leftovers besides.
+    expect(reports.get(noSnapshot)).toMatchObject({ status: "refused", reasons: [expect.stringContaining("which is missing")], skipped: [] });
     expect((await get(lowHead, "/MyApp/manifest.json")).status).toBe(404);
     expect((await get(good, "/MyApp/manifest.json")).status).toBe(200);
+  });
+
+  it("refuses a mesh the legacy database holds nothing of, instead of reporting it moved", async () => {
+    const mesh = uniqueMesh();
+    const { status, json } = await migrate({ mesh });
+    expect(status).toBe(200);
+    expect(json.meshes).toEqual([
+      { mesh, status: "refused", controlObjects: 0, objects: 0, storedFiles: 0, bytes: 0, reasons: ["The legacy database holds nothing for this mesh."], skipped: [] },
+    ]);
+    expect((await call(target, `/admin/meshes/${mesh}`, asAdmin())).status).toBe(404);
   });
 
   it("answers 503 with a clear message when the legacy bindings are not configured", async () => {

@@ -100,18 +100,48 @@ export interface VerifyOptions {
  * Only HS256 is accepted (so `alg: none` and algorithm confusion fail), the kid must name one
  * of our keys, and iss/aud/exp/nbf are checked with the configured clock tolerance.
  */
+/**
+ * Per isolate: tokens already verified, by SHA-256 of the token (the token itself is never kept),
+ * the verifying keys' kids and the issuer, so a rotated-out key or another tenant never hits. Only
+ * exp can turn a verified token invalid later, and it is checked on every hit as jose checks it.
+ * Bounded by count. Revocation is not cached here: the caller checks it on every request.
+ */
+const MAX_VERIFIED = 10_000;
+const verified = new Map<string, SessionClaims>();
+
 export async function verifySessionToken(
   token: string,
   keys: SigningKeys,
   options: VerifyOptions,
 ): Promise<SessionClaims | null> {
   if (!looksLikeJwt(token)) return null;
+  const nowMs = options.now ?? Date.now();
+  const cacheKey = `${keys.current.kid}:${keys.previous?.kid ?? ""}:${options.issuer}:${await sha256Hex(token)}`;
+  const hit = verified.get(cacheKey);
+  if (hit !== undefined) {
+    if (hit.exp > Math.floor(nowMs / 1000) - options.clockToleranceSeconds) return hit;
+    verified.delete(cacheKey);
+    return null;
+  }
+  const claims = await verifyUncached(token, keys, options, nowMs);
+  if (claims !== null) {
+    if (verified.size >= MAX_VERIFIED) verified.clear();
+    verified.set(cacheKey, claims);
+  }
+  return claims;
+}
+
+async function verifyUncached(
+  token: string,
+  keys: SigningKeys,
+  options: VerifyOptions,
+  nowMs: number,
+): Promise<SessionClaims | null> {
   const keyFor = (header: JWTHeaderParameters, _token: FlattenedJWSInput): CryptoKey => {
     if (header.kid === keys.current.kid) return keys.current.key;
     if (keys.previous !== null && header.kid === keys.previous.kid) return keys.previous.key;
     throw new Error("unknown kid");
   };
-  const nowMs = options.now ?? Date.now();
   let payload: Record<string, unknown>;
   try {
     const verified = await jwtVerify(token, keyFor, {

@@ -9,6 +9,7 @@ import { readConfig } from "../lib/config";
 import { payloadTooLarge, unavailable } from "../lib/errors";
 import type { ObjectEntry, Precondition, WriteOutcome } from "./object-types";
 import { tombstoneEntries, upsertEntry } from "./object-index";
+import { writeTouchIntervalMs } from "./usage";
 
 export function controlEntry(record: ControlRecord): ObjectEntry {
   return {
@@ -51,7 +52,7 @@ export async function putControlObject(
   if (!result.ok) throw refusalToError(result);
   const entry = controlEntry(result.record);
   try {
-    await upsertEntry(env.DB, meshId, entry);
+    await upsertEntry(env.DB, meshId, entry, writeTouchIntervalMs(config));
   } catch (err) {
     throw indexFailure(meshId, err);
   }

@@ -14,7 +14,7 @@ import { notifyInvalidation } from "./push";
 import { readEvictionRecord } from "./eviction";
 import * as index from "./object-index";
 import * as r2 from "./r2-objects";
-import { touchWriteStatements } from "./usage";
+import { runWithWriteTouch, touchWriteStatements, writeTouchIntervalMs } from "./usage";
 
 /** D1 trouble is never the client's mistake: answer 503 so it retries (writes are idempotent). */
 async function indexed<T>(work: () => Promise<T>, what: string): Promise<T> {
@@ -116,8 +116,9 @@ async function putChangeFile(c: PutContext, limit: number): Promise<WriteOutcome
     return { status: 200, changed: repaired, entry };
   }
   const entry = r2.entryFromR2(c.meshId, stored);
-  const [upserted] = await indexed(() =>
-    db.batch([index.upsertUnlessDeletedStatement(db, c.meshId, entry), ...touchWriteStatements(db, c.meshId, entry.modifiedAt, entry.size)]),
+  const touchEveryMs = writeTouchIntervalMs(readConfig(c.env));
+  const upserted = await indexed(
+    () => runWithWriteTouch(db, c.meshId, entry.modifiedAt, index.upsertUnlessDeletedStatement(db, c.meshId, entry), touchEveryMs, entry.size),
     "write",
   );
   if ((upserted?.meta.changes ?? 0) === 0) {
@@ -148,7 +149,7 @@ async function putOtherFile(c: PutContext, limit: number): Promise<WriteOutcome>
   const stored = await r2.putSyncObject(c.env, c.meshId, meta, sized, { onlyIf: r2Condition(c.pre, current) });
   if (stored === null) throw new HttpError("precondition_failed", "The object changed while it was being written.");
   const entry = r2.entryFromR2(c.meshId, stored);
-  await indexed(() => index.upsertEntry(c.env.DB, c.meshId, entry), "write");
+  await indexed(() => index.upsertEntry(c.env.DB, c.meshId, entry, writeTouchIntervalMs(readConfig(c.env))), "write");
   if (acknowledged === null) return { status: 201, changed: true, entry };
   // R2's etag is the content's MD5: the same etag means the same bytes, an idempotent repeat
   // that answers 200 and wakes no subscriber (PROTOCOL.md sections 3 and 6).

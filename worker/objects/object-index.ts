@@ -5,7 +5,7 @@
 // a write or delete can neither overwrite the newer row nor resurrect a tombstone.
 import { classifyPath, isControlClass, nameOf, parentOf, type PathClass } from "../lib/paths";
 import type { ObjectEntry, ObjectLocation } from "./object-types";
-import { touchWriteStatements } from "./usage";
+import { RETURNING_LAST_WRITE, runWithWriteTouch, touchWriteStatements } from "./usage";
 
 /** An index row, live or tombstoned. */
 export interface IndexRow extends ObjectEntry {
@@ -96,7 +96,8 @@ function upsertWith(db: D1Database, meshId: string, entry: ObjectEntry, tombston
        ON CONFLICT (mesh, path) DO UPDATE SET
          size = excluded.size, etag = excluded.etag, modified_at = excluded.modified_at,
          class = excluded.class, location = excluded.location, version = excluded.version,
-         ${update}`,
+         ${update}
+       ${RETURNING_LAST_WRITE}`,
     )
     .bind(
       meshId,
@@ -113,9 +114,9 @@ function upsertWith(db: D1Database, meshId: string, entry: ObjectEntry, tombston
 }
 
 /** Inserts or replaces a live entry (clears any tombstone). Never moves a hub entry to an older version. */
-export async function upsertEntry(db: D1Database, meshId: string, entry: ObjectEntry): Promise<void> {
-  // One round trip: the index row and the mesh's last write time commit together.
-  await db.batch([upsertStatement(db, meshId, entry), ...touchWriteStatements(db, meshId, entry.modifiedAt, entry.size)]);
+export async function upsertEntry(db: D1Database, meshId: string, entry: ObjectEntry, touchEveryMs = 0): Promise<void> {
+  // One round trip: the index row and (when due) the mesh's last write time commit together.
+  await runWithWriteTouch(db, meshId, entry.modifiedAt, upsertStatement(db, meshId, entry), touchEveryMs, entry.size);
 }
 
 /**
@@ -159,6 +160,7 @@ export async function tombstoneEntries(
   version = 0,
 ): Promise<void> {
   if (paths.length === 0) return;
+  // Deletes are rare next to writes: they always record the write, in the same round trip.
   await db.batch([...tombstoneStatements(db, meshId, paths, at, version), ...touchWriteStatements(db, meshId, at)]);
 }
 

@@ -12,6 +12,7 @@ import { badRequest, conflict, HttpError, payloadTooLarge, unavailable } from ".
 import { objectKey } from "../lib/paths";
 import type { ObjectEntry, Precondition, WriteOutcome } from "./object-types";
 import { upsertEntry } from "./object-index";
+import { writeTouchIntervalMs } from "./usage";
 import { SYNC_OBJECT_CONTENT_TYPE, headSyncObject, putSyncObject, toCustomMetadata } from "./r2-objects";
 
 const WHAT = "snapshot";
@@ -131,7 +132,7 @@ function snapshotEntry(record: SnapshotRecord): ObjectEntry {
 
 async function indexSnapshot(env: Env, meshId: string, entry: ObjectEntry): Promise<void> {
   try {
-    await upsertEntry(env.DB, meshId, entry);
+    await upsertEntry(env.DB, meshId, entry, writeTouchIntervalMs(readConfig(env)));
   } catch (err) {
     console.error(JSON.stringify({ level: "error", msg: "index write failed", mesh: meshId, error: String(err) }));
     throw unavailable("The object index did not accept the write; retry.");

@@ -2,23 +2,27 @@
 // stored-file byte and file counts that the quota is checked against; and writes per hour
 // (mesh_hourly) for the dashboard's chart.
 import type { Env } from "../env";
+import type { Config } from "../lib/config";
 
 export const HOUR_MS = 3_600_000;
 
 /**
- * Batched with every index write, so recording the write costs no extra round trip: the mesh's
- * last write time and its hourly counter (mesh_hourly, the dashboard's chart) in one batch.
+ * Batched with an index write, so recording the write costs no extra round trip: the mesh's last
+ * write time and its hourly counter (mesh_hourly, the dashboard's chart). Deletes use this; writes
+ * of one entry go through runWithWriteTouch, which skips the last-write touch when it is not due.
  */
 export function touchWriteStatements(db: D1Database, meshId: string, at: number, bytes = 0): D1PreparedStatement[] {
-  return [
-    db
-      .prepare(
-        `INSERT INTO mesh_usage (mesh, last_write_at) VALUES (?1, ?2)
-         ON CONFLICT (mesh) DO UPDATE SET last_write_at = max(coalesce(mesh_usage.last_write_at, 0), excluded.last_write_at)`,
-      )
-      .bind(meshId, at),
-    hourlyWriteStatement(db, meshId, at, bytes),
-  ];
+  return [touchWriteStatement(db, meshId, at), hourlyWriteStatement(db, meshId, at, bytes)];
+}
+
+/** The statement that records a write of the mesh at `at` (never moves last_write_at back). */
+export function touchWriteStatement(db: D1Database, meshId: string, at: number): D1PreparedStatement {
+  return db
+    .prepare(
+      `INSERT INTO mesh_usage (mesh, last_write_at) VALUES (?1, ?2)
+       ON CONFLICT (mesh) DO UPDATE SET last_write_at = max(coalesce(mesh_usage.last_write_at, 0), excluded.last_write_at)`,
+    )
+    .bind(meshId, at);
 }
 
 /** One write of `bytes` counted in the hour holding `at` (mesh_hourly, the dashboard's chart). */
@@ -69,9 +73,74 @@ export function deleteHourlyStatement(db: D1Database, meshId: string): D1Prepare
   return db.prepare(`DELETE FROM mesh_hourly WHERE mesh = ?1`).bind(meshId);
 }
 
+/**
+ * Writes are coalesced: the steady flush pays one D1 write statement per object, not two. The
+ * index upsert returns the mesh's recorded last_write_at (RETURNING_LAST_WRITE, read inside the same
+ * statement), and the touch runs only when that value is older than the interval (or missing). This
+ * isolate batches the touch into the same round trip when it predicts one is due (its own last
+ * touch is an interval old), so the usual cost is one round trip either way.
+ * last_write_at lags the true last write by at most the interval: stats, the mesh list and idle
+ * cleanup see that delay. Idle cleanup stays safe: a touch is skipped only when D1 itself showed a
+ * write less than an interval old, and markEvicted compares last_write_at, so a mesh written
+ * after it was found idle is never evicted; the interval is at most half the idle TTL.
+ */
+const WRITE_TOUCH_INTERVAL_MS = 60_000;
+/** Per-isolate maps are bounded by count (issue 12, memory). */
+const MAX_TRACKED_MESHES = 10_000;
+const lastWriteTouch = new Map<string, number>();
+
+/** Appended to an objects upsert: the mesh's recorded last write, read by runWithWriteTouch. */
+export const RETURNING_LAST_WRITE =
+  "RETURNING (SELECT last_write_at FROM mesh_usage WHERE mesh_usage.mesh = objects.mesh) AS usage_write_at";
+
+export function writeTouchIntervalMs(config: Config): number {
+  const ttl = config.idleMeshTtlDays;
+  return ttl === null ? WRITE_TOUCH_INTERVAL_MS : Math.min(WRITE_TOUCH_INTERVAL_MS, (ttl * 86_400_000) / 2);
+}
+
+function noteTouched(meshId: string, at: number): void {
+  if (lastWriteTouch.size >= MAX_TRACKED_MESHES && !lastWriteTouch.has(meshId)) lastWriteTouch.clear();
+  lastWriteTouch.set(meshId, at);
+}
+
+/**
+ * Runs one index upsert that ends in RETURNING_LAST_WRITE and records the write in mesh_usage when
+ * due; both are durable before this returns (a write is acknowledged only then). An upsert that
+ * changed nothing (a kept tombstone) records no write.
+ */
+export async function runWithWriteTouch(
+  db: D1Database,
+  meshId: string,
+  at: number,
+  upsert: D1PreparedStatement,
+  intervalMs: number,
+  bytes = 0,
+): Promise<D1Result> {
+  // The hourly counter (the dashboard's chart) counts every write, so it always rides along.
+  const hourly = hourlyWriteStatement(db, meshId, at, bytes);
+  const last = lastWriteTouch.get(meshId);
+  if (last === undefined || at - last >= intervalMs || at < last) {
+    const [result] = await db.batch([upsert, hourly, touchWriteStatement(db, meshId, at)]);
+    noteTouched(meshId, at);
+    return result!;
+  }
+  const [result] = await db.batch([upsert, hourly]);
+  if (result === undefined) throw new Error("D1 batch returned no result for the index upsert");
+  const recorded = (result.results[0] as { usage_write_at?: number | null } | undefined)?.usage_write_at ?? null;
+  if ((result.meta.changes ?? 0) > 0 && (recorded === null || at - recorded >= intervalMs)) {
+    await touchWriteStatement(db, meshId, at).run();
+    noteTouched(meshId, at);
+  }
+  return result;
+}
+
+/** A wiped mesh has no usage row: its next write in this isolate must record one again. */
+export function forgetWriteTouch(meshId: string): void {
+  lastWriteTouch.delete(meshId);
+}
+
 /** Reads are frequent and the field is only for stats and idle cleanup: one write a minute per isolate is plenty. */
 const READ_TOUCH_INTERVAL_MS = 60_000;
-const MAX_TRACKED_MESHES = 10_000;
 const lastReadTouch = new Map<string, number>();
 
 export function touchRead(env: Env, ctx: ExecutionContext, meshId: string, now = Date.now()): void {

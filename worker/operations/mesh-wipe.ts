@@ -2,7 +2,7 @@
 // marks and stored-file rows. The hub's control state is wiped by the caller over RPC (storage
 // does not talk to the hub), and mesh_usage is the caller's too: a wipe deletes it, an idle
 // eviction keeps it to remember the eviction.
-import { deleteHourlyStatement } from "../objects/usage";
+import { deleteHourlyStatement, forgetWriteTouch } from "../objects/usage";
 
 export interface WipeBudget {
   /** Epoch ms after which no further R2 page is started. */
@@ -66,6 +66,7 @@ export async function wipeMeshData(
 /** Deletes the mesh's usage row and hourly counters (an admin wipe forgets the mesh entirely). */
 export async function deleteMeshUsage(db: D1Database, meshId: string): Promise<void> {
   await db.batch([db.prepare(`DELETE FROM mesh_usage WHERE mesh = ?1`).bind(meshId), deleteHourlyStatement(db, meshId)]);
+  forgetWriteTouch(meshId);
 }
 
 const MAX_ROOTS = 100;

@@ -109,6 +109,11 @@ async function migrateMesh(env: Env, source: { db: D1Database; files: R2Bucket }
     report.reasons.push(err instanceof Error ? err.message : String(err));
     return report;
   }
+  if (plan.control.length + plan.objects.length + plan.stored.length + plan.reasons.length + plan.skipped.length === 0) {
+    // A mistyped --mesh must not read as "moved, 0 objects".
+    report.reasons.push("The legacy database holds nothing for this mesh.");
+    return report;
+  }
   report.skipped = plan.skipped;
   report.controlObjects = plan.control.length;
   report.objects = plan.objects.length;
@@ -255,9 +260,12 @@ async function planMesh(source: { db: D1Database; files: R2Bucket }, mesh: strin
 
   // The committed generation of each root comes from its pointer; everything else follows it.
   const committedGenerations = new Map<string, number>();
+  // Roots whose pointer is refused: their generation files are not leftovers, the refusal says why.
+  const refusedRoots = new Set<string>();
   for (const [path, file] of files) {
     if (classifyPath(path) !== "manifest") continue;
     const root = parentOf(path);
+    refusedRoots.add(root);
     const target = pointerTarget(path, file.body);
     if (target === null) {
       plan.reasons.push(`${path} is not a pointer naming a generation file in its folder (currentGeneration, file).`);
@@ -273,6 +281,7 @@ async function planMesh(source: { db: D1Database; files: R2Bucket }, mesh: strin
       plan.reasons.push(`${target.generationPath} (the committed generation) names the snapshot ${snapshotPath}, which is missing.`);
       continue;
     }
+    refusedRoots.delete(root);
     committedGenerations.set(root, target.generation);
     plan.roots.push({ root, generation: target.generation, snapshotPath });
   }
@@ -310,6 +319,7 @@ async function planMesh(source: { db: D1Database; files: R2Bucket }, mesh: strin
     if (isControlClass(cls)) {
       let state: "committed" | null = null;
       if (cls === "generation") {
+        if (refusedRoots.has(parentOf(path))) continue;
         const committed = committedGenerations.get(parentOf(path));
         if (committed === undefined || (generationOf(path) ?? 0) > committed) {
           plan.skipped.push({ path, reason: "uncommitted generation (newer than the pointer, or no pointer in its folder)" });
@@ -347,7 +357,19 @@ async function planMesh(source: { db: D1Database; files: R2Bucket }, mesh: strin
       plan.reasons.push(`The stored file ${path} lacks its r2_key or readable upload/modified times.`);
       continue;
     }
-    const seal = typeof row.seal_guard === "string" && /^[0-9a-f]{64}$/.test(row.seal_guard) ? row.seal_guard : null;
+    // Upstream kept the guard itself; meshbox keeps only its SHA-256 and compares digests, so the
+    // guard is hashed here (copied raw, no device could ever present it again). A guard meshbox
+    // could not accept from a device would unseal the file: the mesh is refused instead.
+    const guard = typeof row.seal_guard === "string" && row.seal_guard !== "" ? row.seal_guard : null;
+    if (guard !== null && !/^[0-9a-fA-F]{64}$/.test(guard)) {
+      plan.reasons.push(`The stored file ${path} has a seal guard that is not 64 hex characters; moving it would unseal it.`);
+      continue;
+    }
+    if ((await source.files.head(row.r2_key)) === null) {
+      plan.reasons.push(`The stored file ${path} has no body at ${row.r2_key} in the legacy bucket.`);
+      continue;
+    }
+    const seal = guard === null ? null : await sha256Hex(encoder.encode(guard.toLowerCase())); // as a device's header is read
     const plaintext = typeof row.plaintext_size === "number" ? row.plaintext_size : null;
     plan.stored.push({
       path,

@@ -261,7 +261,8 @@ export async function verifyManifest(text: string): Promise<Manifest> {
 // The device
 
 export class Device {
-  readonly base: string;
+  /** Changes only through moveTo. */
+  base: string;
   readonly mesh: string;
   readonly root: string;
   readonly deviceId: string;
@@ -304,6 +305,15 @@ export class Device {
     this.changePaddingBytes = options.changePaddingBytes ?? 64;
     this.clock = new HlcClock(this.deviceId, options.now);
     this.legacyCompaction = options.legacyCompaction ?? false;
+  }
+
+  /**
+   * Points the device at another server, its local state (merged files, rows, epoch, generation)
+   * kept: a client whose endpoint setting changed, e.g. after its mesh moved to meshbox.
+   */
+  moveTo(base: string): void {
+    this.base = base.replace(/\/+$/, "");
+    this.#healthChecked = false;
   }
 
   get io(): string {
