@@ -96,11 +96,6 @@ export interface VerifyOptions {
 }
 
 /**
- * The token's claims when it is a valid, current session token of this tenant, else null.
- * Only HS256 is accepted (so `alg: none` and algorithm confusion fail), the kid must name one
- * of our keys, and iss/aud/exp/nbf are checked with the configured clock tolerance.
- */
-/**
  * Per isolate: tokens already verified, by SHA-256 of the token (the token itself is never kept),
  * the verifying keys' kids and the issuer, so a rotated-out key or another tenant never hits. Only
  * exp can turn a verified token invalid later, and it is checked on every hit as jose checks it.
@@ -109,6 +104,11 @@ export interface VerifyOptions {
 const MAX_VERIFIED = 10_000;
 const verified = new Map<string, SessionClaims>();
 
+/**
+ * The token's claims when it is a valid, current session token of this tenant, else null.
+ * Only HS256 is accepted (so `alg: none` and algorithm confusion fail), the kid must name one
+ * of our keys, and iss/aud/exp/nbf are checked with the configured clock tolerance.
+ */
 export async function verifySessionToken(
   token: string,
   keys: SigningKeys,
