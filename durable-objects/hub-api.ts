@@ -41,6 +41,15 @@ export interface InvalidationEvent {
   op: "write" | "delete";
   path: string;
   pathType: PathClass;
+  /** Bytes written, for the hourly counters only (never part of a frame). */
+  bytes?: number;
+}
+
+/** One hour of a mesh's writes (hour = epoch ms / 3 600 000, floored). */
+export interface HourlyCount {
+  hour: number;
+  writes: number;
+  bytes: number;
 }
 
 /** The frame sent to subscribers (PROTOCOL.md section 6). */

@@ -48,6 +48,13 @@ const SCHEMA = [
      jti   TEXT PRIMARY KEY,
      until INTEGER NOT NULL
    ) WITHOUT ROWID`,
+  // Writes per hour, copied to D1 from the alarm (activity.ts); `rev` marks what changed since.
+  `CREATE TABLE IF NOT EXISTS activity (
+     hour   INTEGER PRIMARY KEY,
+     writes INTEGER NOT NULL,
+     bytes  INTEGER NOT NULL,
+     rev    INTEGER NOT NULL
+   )`,
 ];
 
 export function createSchema(sql: SqlStorage): void {

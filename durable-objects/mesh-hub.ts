@@ -24,6 +24,7 @@ import {
   type HubResult,
   type HubStats,
   type HubWipe,
+  type HourlyCount,
   type InvalidationEvent,
   type SnapshotComparison,
   type SnapshotOpening,
@@ -35,6 +36,8 @@ import { ControlStore } from "./control-store";
 import { SnapshotLedger } from "./snapshot-ledger";
 import { PushHub, closeQuietly } from "./push";
 import { SocketGuard } from "./socket-guard";
+import { ActivityLedger } from "./activity";
+import { hubActivityStatements } from "../worker/objects/usage";
 
 /** Meta key of the running import's claim (see claimImport). */
 const IMPORT_CLAIM = "import_claim";
@@ -44,17 +47,22 @@ async function sha256Hex(bytes: Uint8Array): Promise<string> {
   return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-export class MeshHub extends DurableObject<ConfigVars> {
+/** The hub's bindings: configuration vars, and D1 for the copy of its write counters. */
+export type HubEnv = ConfigVars & { DB?: D1Database };
+
+export class MeshHub extends DurableObject<HubEnv> {
   readonly #snapshots: SnapshotLedger;
+  readonly #activity: ActivityLedger;
   readonly #control: ControlStore;
   readonly #push: PushHub;
   readonly #guard: SocketGuard;
   #mesh: string | null = null;
 
-  constructor(ctx: DurableObjectState, env: ConfigVars) {
+  constructor(ctx: DurableObjectState, env: HubEnv) {
     super(ctx, env);
     const config = readConfig(env);
     this.#snapshots = new SnapshotLedger(ctx.storage.sql);
+    this.#activity = new ActivityLedger(ctx.storage.sql);
     this.#control = new ControlStore(ctx.storage.sql, this.#snapshots);
     this.#push = new PushHub(ctx, { quietMs: config.pushQuietMs, maxDelayMs: config.pushMaxDelayMs });
     this.#guard = new SocketGuard(ctx.storage.sql, {
@@ -96,9 +104,11 @@ export class MeshHub extends DurableObject<ConfigVars> {
     // Hash first: after this await the whole rule check and write is synchronous, hence atomic.
     const sha256 = await sha256Hex(body);
     this.#remember(mesh);
-    return this.ctx.storage.transactionSync(() =>
-      this.#control.write({ path, cls, body, sha256, pre, leaseMs, now: Date.now() }),
-    );
+    const now = Date.now();
+    const result = this.ctx.storage.transactionSync(() => this.#control.write({ path, cls, body, sha256, pre, leaseMs, now }));
+    // Device records are never pushed, so they are counted here; every other write through notify.
+    if (result.ok && result.changed && cls === "device") await this.#count(now, body.byteLength);
+    return result;
   }
 
   readControl(_mesh: string, path: string): ControlBody | null {
@@ -168,8 +178,39 @@ export class MeshHub extends DurableObject<ConfigVars> {
   /** Records a durable write's invalidation; the alarm sends the coalesced frame. */
   async notify(mesh: string, event: InvalidationEvent): Promise<void> {
     this.#remember(mesh);
-    this.#push.enqueue(event, Date.now());
+    const now = Date.now();
+    this.#push.enqueue(event, now);
+    this.#activity.count(now, event.bytes ?? 0);
     await this.#schedule(false);
+  }
+
+  // ---- Activity (the dashboard's hourly counters) ----
+
+  async #count(at: number, bytes: number): Promise<void> {
+    const due = this.#activity.count(at, bytes);
+    const alarm = await this.ctx.storage.getAlarm();
+    if (alarm === null || alarm > due) await this.ctx.storage.setAlarm(due);
+  }
+
+  /** The hours from `fromHour` on as counted here, newer than D1's copy of them. */
+  activity(_mesh: string, fromHour: number): HourlyCount[] {
+    return this.#activity.since(fromHour);
+  }
+
+  /** Copies the counters to D1 when due; a failure is logged and retried a minute later. */
+  async #flushActivity(now: number): Promise<void> {
+    const due = this.#activity.dueAt();
+    const db = this.env.DB;
+    if (due === null || due > now || db === undefined || this.#mesh === null) return;
+    const mesh = this.#mesh;
+    try {
+      await this.#activity.flush(async (rows, lastWriteAt) => {
+        const { controlBytes } = this.#control.stats();
+        await db.batch(hubActivityStatements(db, mesh, { rows, lastWriteAt, controlBytes }));
+      }, now);
+    } catch (err) {
+      console.error(JSON.stringify({ level: "warn", msg: "activity copy to D1 failed", mesh, error: String(err) }));
+    }
   }
 
   override async fetch(request: Request): Promise<Response> {
@@ -209,18 +250,20 @@ export class MeshHub extends DurableObject<ConfigVars> {
     const now = Date.now();
     const due = this.#push.dueAt();
     if (due !== null && due <= now) this.#push.flush(now);
+    await this.#flushActivity(now);
     await this.#schedule(true);
   }
 
   /**
-   * One alarm for both jobs: the pending frame's due time and the next socket expiry. Only the
-   * alarm scans the sockets (closing expired ones); writes reuse the expiry it last computed.
+   * One alarm for every job: the pending frame's due time, the next socket expiry and the copy of
+   * the counters. Only the alarm scans the sockets (closing expired ones); writes reuse the expiry
+   * it last computed.
    */
   async #schedule(scanSockets: boolean): Promise<void> {
     const now = Date.now();
     const nextExpiry = scanSockets ? this.#push.closeExpired(now) : this.#push.knownNextExpiry();
     const due = this.#push.dueAt();
-    const candidates = [due, nextExpiry].filter((t): t is number => t !== null);
+    const candidates = [due, nextExpiry, this.#activity.dueAt()].filter((t): t is number => t !== null);
     if (candidates.length === 0) {
       await this.ctx.storage.deleteAlarm();
       return;

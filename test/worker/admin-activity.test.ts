@@ -1,7 +1,7 @@
-// Hourly write counters (mesh_hourly, migration 0004) and GET /sync/admin/meshes/<mesh>/activity,
-// the dashboard's chart: filled in the index write's batch, pruned by maintenance past 48 h,
-// forgotten by a wipe.
-import { env } from "cloudflare:test";
+// Hourly write counters and GET /sync/admin/meshes/<mesh>/activity, the dashboard's chart: counted
+// by the mesh's hub (no D1 statement on the write path), copied to D1's mesh_hourly from the hub's
+// alarm (migrations 0004 and 0006), pruned by maintenance past 48 h, forgotten by a wipe.
+import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { adminEnv, asAdmin, call, putFile, uniqueMesh } from "./admin-support";
 
@@ -25,20 +25,59 @@ async function counterRows(mesh: string): Promise<{ hour: number; writes: number
   return results;
 }
 
+/** D1's copy of the hub's counts (hub_writes, hub_bytes) plus D1's own increments (stored files). */
+async function copiedRows(mesh: string): Promise<{ hour: number; writes: number; bytes: number }[]> {
+  const { results } = await env.DB.prepare(
+    `SELECT hour, writes + hub_writes AS writes, bytes + hub_bytes AS bytes FROM mesh_hourly WHERE mesh = ?1 ORDER BY hour`,
+  )
+    .bind(mesh)
+    .all<{ hour: number; writes: number; bytes: number }>();
+  return results;
+}
+
+/** Runs the hub's alarm as if its copy were due (the copy waits up to a minute after a write). */
+async function runHubCopy(mesh: string): Promise<void> {
+  const hub = env.MESH_HUB.get(env.MESH_HUB.idFromName(mesh));
+  await runInDurableObject(hub, (_instance, state) => {
+    state.storage.sql.exec(`UPDATE meta SET value = ?1 WHERE key = 'activity_dirty_since'`, Date.now() - 61_000);
+  });
+  await runDurableObjectAlarm(hub);
+}
+
 async function seedCounter(mesh: string, hour: number, writes: number, bytes: number): Promise<void> {
   await env.DB.prepare(`INSERT INTO mesh_hourly (mesh, hour, writes, bytes) VALUES (?1, ?2, ?3, ?4)`).bind(mesh, hour, writes, bytes).run();
 }
 
 describe("hourly write counters", () => {
-  it("count every write and its bytes in the hour it was written", async () => {
+  it("count every write and its bytes in the hour it was written, and the route shows them at once", async () => {
     const mesh = uniqueMesh();
     const before = Math.floor(Date.now() / HOUR);
     for (let i = 0; i < 5; i++) expect((await putFile(target, mesh, `/App/f${i}.bin`, "x".repeat(10 + i))).status).toBe(201);
     const after = Math.floor(Date.now() / HOUR);
-    const rows = await counterRows(mesh);
-    expect(rows.reduce((n, r) => n + r.writes, 0)).toBe(5);
-    expect(rows.reduce((n, r) => n + r.bytes, 0)).toBe(10 + 11 + 12 + 13 + 14);
-    for (const r of rows) expect(r.hour >= before && r.hour <= after).toBe(true);
+    // No D1 statement on the write path: D1 has no counts yet, the hub has all of them.
+    expect(await counterRows(mesh)).toEqual([]);
+    const a = await activity(mesh);
+    expect(sum(a, "writes")).toBe(5);
+    expect(sum(a, "bytes")).toBe(10 + 11 + 12 + 13 + 14);
+    for (const b of a.buckets.filter((x) => x.writes > 0)) {
+      const hour = Date.parse(b.hour) / HOUR;
+      expect(hour >= before && hour <= after).toBe(true);
+    }
+  });
+
+  it("are copied to D1 by the hub's alarm, and a repeated copy counts nothing twice", async () => {
+    const mesh = uniqueMesh();
+    for (let i = 0; i < 3; i++) expect((await putFile(target, mesh, `/App/c${i}.bin`, "abc")).status).toBe(201);
+    await runHubCopy(mesh);
+    expect((await copiedRows(mesh)).map((r) => [r.writes, r.bytes])).toEqual([[3, 9]]);
+    const usage = await env.DB.prepare(`SELECT last_write_at FROM mesh_usage WHERE mesh = ?1`).bind(mesh).first<{ last_write_at: number }>();
+    expect(usage?.last_write_at).toBeGreaterThan(Date.now() - 60_000);
+    // A write after the copy is copied by the next one; copies of unchanged hours change nothing.
+    expect((await putFile(target, mesh, "/App/c3.bin", "abcd")).status).toBe(201);
+    await runHubCopy(mesh);
+    await runHubCopy(mesh);
+    expect((await copiedRows(mesh)).map((r) => [r.writes, r.bytes])).toEqual([[4, 13]]);
+    expect(sum(await activity(mesh), "writes")).toBe(4);
   });
 
   it("count a delete as a write of no bytes", async () => {
@@ -46,9 +85,9 @@ describe("hourly write counters", () => {
     expect((await putFile(target, mesh, "/App/gone.bin", "abcd")).status).toBe(201);
     const del = await call(target, `/io/${mesh}/file?path=/App/gone.bin`, { method: "DELETE" });
     expect(del.status).toBe(204);
-    const rows = await counterRows(mesh);
-    expect(rows.reduce((n, r) => n + r.writes, 0)).toBe(2);
-    expect(rows.reduce((n, r) => n + r.bytes, 0)).toBe(4);
+    const a = await activity(mesh);
+    expect(sum(a, "writes")).toBe(2);
+    expect(sum(a, "bytes")).toBe(4);
   });
 
   it("count a stored-file upload with its bytes", async () => {
@@ -136,11 +175,12 @@ describe("hourly counters' lifetime", () => {
   it("a wipe deletes the mesh's counters, after which the activity route answers 404", async () => {
     const mesh = uniqueMesh();
     expect((await putFile(target, mesh, "/App/a.bin", "abc")).status).toBe(201);
-    expect((await counterRows(mesh)).length).toBe(1);
+    await runHubCopy(mesh);
+    expect((await copiedRows(mesh)).length).toBe(1);
     const wipe = await call(target, `/admin/meshes/${mesh}`, asAdmin({ method: "DELETE" }));
     expect(wipe.status).toBe(200);
     expect(((await wipe.json()) as { complete: boolean }).complete).toBe(true);
-    expect(await counterRows(mesh)).toEqual([]);
+    expect(await copiedRows(mesh)).toEqual([]);
     expect((await call(target, `/admin/meshes/${mesh}/activity`, asAdmin())).status).toBe(404);
   });
 });

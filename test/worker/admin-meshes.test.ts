@@ -45,7 +45,7 @@ describe("GET /sync/admin/meshes/:mesh", () => {
     expect(await res.json()).toEqual({ error: "not_found", message: "no such mesh" });
   });
 
-  it("counts indexed objects and bytes, stored files, the last write and the hub's generation", async () => {
+  it("counts indexed R2 objects and bytes, stored files, the last write, and the hub's generation and control objects", async () => {
     const mesh = uniqueMesh();
     await bootstrapRoot(target, mesh, "/App");
     expect((await putFile(target, mesh, `/App/changes/${changeName(1)}`, "12345")).status).toBe(201);
@@ -58,7 +58,8 @@ describe("GET /sync/admin/meshes/:mesh", () => {
     )
       .bind(mesh)
       .first<{ n: number; b: number }>();
-    expect(s.objects).toBe(4);
+    // The index holds the R2 objects; the control objects are the hub's alone.
+    expect(s.objects).toBe(2);
     expect(s.objects).toBe(indexed?.n);
     expect(s.bytes).toBe(indexed?.b);
     expect(s.storedFiles).toBe(1);
@@ -90,7 +91,7 @@ describe("DELETE /sync/admin/meshes/:mesh", () => {
     expect(res.status).toBe(200);
     const body = (await res.json()) as Record<string, unknown>;
     expect(body).toMatchObject({ mesh, complete: true, r2Objects: 2, storedFiles: 1, hub: { controlObjects: 2 } });
-    expect(body.indexRows).toBeGreaterThanOrEqual(3);
+    expect(body.indexRows).toBeGreaterThanOrEqual(1);
 
     expect(await r2Keys(`m/${mesh}/`)).toEqual([]);
     expect(await r2Keys(`f/${mesh}/`)).toEqual([]);
@@ -133,7 +134,7 @@ describe("DELETE /sync/admin/meshes/:mesh", () => {
     expect(await res.json()).toEqual({
       mesh,
       dryRun: true,
-      wouldRemove: { indexRows: 3, storedFiles: 1, controlObjects: 2, sockets: 0 },
+      wouldRemove: { indexRows: 1, storedFiles: 1, controlObjects: 2, sockets: 0 },
     });
     expect(await listFiles(target, mesh, "/App/changes")).toHaveLength(1);
     expect(await r2Keys(`f/${mesh}/`)).toHaveLength(1);
@@ -175,20 +176,19 @@ describe("POST /sync/admin/meshes/:mesh/reconcile", () => {
       [changeName(1), changeName(3)].sort(),
     );
 
-    // Break it: a body R2 holds that the index lacks, an index row whose body is gone, a row
-    // whose size and etag no longer match R2, and a control object's row deleted from D1.
+    // Break it: a body R2 holds that the index lacks, an index row whose body is gone, and a row
+    // whose size and etag no longer match R2.
     await env.BUCKET.put(`m/${mesh}${unindexed}`, "late body", {
       customMetadata: { path: unindexed, class: "change", modified: String(Date.now()) },
     });
     await env.BUCKET.delete(`m/${mesh}${vanished}`);
     await env.DB.prepare("UPDATE objects SET size = 999, etag = '\"stale\"' WHERE mesh = ? AND path = ?").bind(mesh, drifted).run();
-    await env.DB.prepare("DELETE FROM objects WHERE mesh = ? AND path = ?").bind(mesh, "/App/manifest.json").run();
 
     const report = await reconcile(mesh);
     expect(report).toEqual({
       mesh,
       scanned: { r2: 3, hub: 2, heads: 1 },
-      added: 2,
+      added: 1,
       tombstoned: 1,
       fixed: 1,
       complete: true,
@@ -208,7 +208,7 @@ describe("POST /sync/admin/meshes/:mesh/reconcile", () => {
     expect(await reconcile(mesh)).toMatchObject({ added: 0, tombstoned: 0, fixed: 0, complete: true });
   });
 
-  it("tombstones the row of a control object the hub no longer holds", async () => {
+  it("drops index rows left from when control objects were indexed, which no read ever served", async () => {
     const mesh = uniqueMesh();
     await bootstrapRoot(target, mesh, "/App");
     await env.DB.prepare(
@@ -217,9 +217,13 @@ describe("POST /sync/admin/meshes/:mesh/reconcile", () => {
     )
       .bind(mesh)
       .run();
-    expect(await reconcile(mesh)).toMatchObject({ added: 0, tombstoned: 1, fixed: 0 });
     const meta = await call(target, `/io/${mesh}/metadata`, { method: "POST", body: JSON.stringify({ path: "/App/devices/ghost.json" }) });
     expect(meta.status).toBe(404);
+    const folders = await call(target, `/io/${mesh}/list-folders`, { method: "POST", body: JSON.stringify({ path: "/App" }) });
+    expect(((await folders.json()) as { folders: string[] }).folders).not.toContain("devices");
+    expect(await reconcile(mesh)).toMatchObject({ added: 0, tombstoned: 0, fixed: 1 });
+    const left = await env.DB.prepare(`SELECT count(*) AS n FROM objects WHERE mesh = ? AND location = 'hub'`).bind(mesh).first<{ n: number }>();
+    expect(left?.n).toBe(0);
   });
 
   it("leaves a deleted change file in its grace period deleted", async () => {

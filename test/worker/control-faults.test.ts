@@ -1,5 +1,6 @@
-// Faults around control writes: the D1 index fails after the hub accepted a write (503, and the
-// client's retry repairs the index), and the hub is evicted between writes (state is durable).
+// Faults around control writes: a control write needs no D1 at all (the hub is its only record),
+// a snapshot's index write fails after R2 took it (503, and the client's retry repairs the index),
+// and the hub is evicted between writes (state is durable).
 import { env, evictDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { Env } from "../../worker/env";
@@ -27,17 +28,25 @@ async function listNames(mesh: string, folder: string): Promise<string[]> {
   return files.map((f) => f.name);
 }
 
-describe("PUT changes/head.json when the index fails", () => {
-  it("answers 503 unavailable, and the identical retry (a no-op in the hub) repairs the index", async () => {
+/** The real env with a D1 binding that throws on any use: proves a path never touches D1. */
+function unusableIndexEnv(): Env {
+  const db = new Proxy(env.DB, {
+    get() {
+      throw new Error("D1 was used");
+    },
+  });
+  return { ...env, DB: db };
+}
+
+describe("PUT changes/head.json while D1 is unavailable", () => {
+  it("is acknowledged by the hub alone, and listings show it at once", async () => {
     const mesh = newMesh();
     const body = enc.encode(JSON.stringify({ latestHlc: "000000000000001-0000-a" }));
-    await expect(putControlObject(failingIndexEnv(), mesh, "/R/changes/head.json", "head", body, {})).rejects.toMatchObject({
-      status: 503,
-      code: "unavailable",
-    });
-    const retry = await putControlObject(env, mesh, "/R/changes/head.json", "head", body, {});
-    expect(retry).toMatchObject({ status: 200, changed: false, entry: { path: "/R/changes/head.json", location: "hub", version: 1 } });
+    const put = await putControlObject(unusableIndexEnv(), mesh, "/R/changes/head.json", "head", body, {});
+    expect(put).toMatchObject({ status: 201, changed: true, entry: { path: "/R/changes/head.json", location: "hub", version: 1 } });
     expect(await listNames(mesh, "/R/changes")).toEqual(["head.json"]);
+    const retry = await putControlObject(unusableIndexEnv(), mesh, "/R/changes/head.json", "head", body, {});
+    expect(retry).toMatchObject({ status: 200, changed: false });
   });
 });
 

@@ -5,6 +5,7 @@ import type { Env } from "../../worker/env";
 import type { MaintenanceReport } from "../../worker/routes/maintenance";
 import { markEvicted } from "../../worker/operations/maintenance";
 import { readEvictionRecord } from "../../worker/objects/eviction";
+import { forgetWriteTouch } from "../../worker/objects/usage";
 import { adminEnv, asAdmin, bootstrapRoot, call, changeName, listFiles, putFile, uniqueMesh } from "./admin-support";
 
 const DAY = 86_400_000;
@@ -38,9 +39,11 @@ async function usage(mesh: string) {
   }>();
 }
 
+/** As if the mesh's last write were `days` old: in D1, and in this isolate's memory of its touches. */
 async function ageMesh(mesh: string, days: number): Promise<number> {
   const at = Date.now() - days * DAY;
   await env.DB.prepare("UPDATE mesh_usage SET last_write_at = ? WHERE mesh = ?").bind(at, mesh).run();
+  forgetWriteTouch(mesh);
   return at;
 }
 

@@ -1,20 +1,28 @@
 // The /file operations, dispatched by path class (PROTOCOL.md section 3): change files and other
 // files are R2 bodies handled here; control objects go to the hub (control-objects.ts) and
-// snapshots to snapshots.ts. Listings and metadata answer from the D1 index, filled on first use.
+// snapshots to snapshots.ts. Listings and metadata answer from the D1 index of the R2 objects
+// (filled on first use) merged with the hub's control objects, asked for in parallel.
 import type { Env } from "../env";
 import { readConfig } from "../lib/config";
 import { HttpError, unavailable } from "../lib/errors";
 import { assertDeclaredWithin, readBodyWithin, sizedBody } from "../lib/body";
 import { classifyPath, descendantPrefix, isControlClass, parentOf, type PathClass } from "../lib/paths";
-import type { ControlClass } from "../../durable-objects/hub-api";
+import type { ControlClass, InvalidationEvent } from "../../durable-objects/hub-api";
 import type { ObjectEntry, Precondition, WriteOutcome } from "./object-types";
-import { deleteControlObjects, listControlObjects, putControlObject, readControlObject } from "./control-objects";
+import {
+  controlFolder,
+  controlMetadata,
+  deleteControlObjects,
+  listControlSubtree,
+  putControlObject,
+  readControlObject,
+} from "./control-objects";
 import { assertSnapshotsDeletable, forgetSnapshots, putSnapshot } from "./snapshots";
 import { notifyInvalidation } from "./push";
 import { readEvictionRecord } from "./eviction";
 import * as index from "./object-index";
 import * as r2 from "./r2-objects";
-import { runWithWriteTouch, touchWriteStatements, writeTouchIntervalMs } from "./usage";
+import { runWithWriteTouch, touchWriteInBackground, touchWriteStatement, writeTouchIntervalMs } from "./usage";
 
 /** D1 trouble is never the client's mistake: answer 503 so it retries (writes are idempotent). */
 async function indexed<T>(work: () => Promise<T>, what: string): Promise<T> {
@@ -78,6 +86,7 @@ export async function putFile(c: PutContext): Promise<WriteOutcome> {
   if (isControlClass(cls)) {
     const body = await readBodyWithin(c.request, limits.control, "control object");
     outcome = await putControlObject(c.env, c.meshId, c.path, cls as ControlClass, body, c.pre);
+    if (outcome.changed) touchWriteInBackground(c.env, c.ctx, c.meshId, outcome.entry.modifiedAt, writeTouchIntervalMs(readConfig(c.env)));
   } else if (cls === "snapshot") {
     outcome = await putSnapshot(c.env, c.meshId, c.path, c.request, c.pre);
   } else if (cls === "change") {
@@ -85,7 +94,9 @@ export async function putFile(c: PutContext): Promise<WriteOutcome> {
   } else {
     outcome = await putOtherFile(c, limits.other);
   }
-  if (outcome.changed && cls !== "device") push(c.env, c.ctx, c.meshId, { op: "write", path: c.path, pathType: cls });
+  if (outcome.changed && cls !== "device") {
+    push(c.env, c.ctx, c.meshId, { op: "write", path: c.path, pathType: cls, bytes: outcome.entry.size });
+  }
   return outcome;
 }
 
@@ -118,7 +129,7 @@ async function putChangeFile(c: PutContext, limit: number): Promise<WriteOutcome
   const entry = r2.entryFromR2(c.meshId, stored);
   const touchEveryMs = writeTouchIntervalMs(readConfig(c.env));
   const upserted = await indexed(
-    () => runWithWriteTouch(db, c.meshId, entry.modifiedAt, index.upsertUnlessDeletedStatement(db, c.meshId, entry), touchEveryMs, entry.size),
+    () => runWithWriteTouch(db, c.meshId, entry.modifiedAt, index.upsertUnlessDeletedStatement(db, c.meshId, entry), touchEveryMs),
     "write",
   );
   if ((upserted?.meta.changes ?? 0) === 0) {
@@ -158,7 +169,7 @@ async function putOtherFile(c: PutContext, limit: number): Promise<WriteOutcome>
 }
 
 /** Push failures never fail a durable write or delete: the client also polls. */
-function push(env: Env, ctx: ExecutionContext, meshId: string, event: { op: "write" | "delete"; path: string; pathType: PathClass }): void {
+function push(env: Env, ctx: ExecutionContext, meshId: string, event: InvalidationEvent): void {
   const sent = (async () => {
     try {
       await notifyInvalidation(env, meshId, event);
@@ -243,15 +254,11 @@ async function indexAllowsServing(env: Env, meshId: string, path: string, cls: P
   return cls === "change" && Date.now() - row.deletedAt < readConfig(env).deletedChangeGraceMs;
 }
 
-/** Makes sure the index holds the folder's whole subtree: one R2 listing plus the hub's, once. */
+/** Makes sure the index holds the folder's whole subtree of R2 objects: one R2 listing, once. */
 export async function ensureIndexed(env: Env, meshId: string, folder: string): Promise<void> {
   if (await indexed(() => index.isIndexed(env.DB, meshId, folder), "read")) return;
-  const prefix = descendantPrefix(folder);
-  const [fromR2, fromHub] = await Promise.all([
-    r2.listSyncObjects(env, meshId, prefix),
-    listControlObjects(env, meshId, prefix),
-  ]);
-  const entries: ObjectEntry[] = [...fromHub, ...fromR2.filter((e) => !isControlClass(e.cls))];
+  const fromR2 = await r2.listSyncObjects(env, meshId, descendantPrefix(folder));
+  const entries = fromR2.filter((e) => !isControlClass(e.cls));
   await indexed(() => index.fillFolder(env.DB, meshId, folder, entries, Date.now()), "fill");
 }
 
@@ -278,22 +285,48 @@ function listingWindowNow(env: Env): index.ListingWindow {
 
 export async function listFiles(env: Env, meshId: string, folder: string): Promise<ObjectEntry[]> {
   const window = listingWindowNow(env);
-  const result = await fromIndex(env, meshId, folder, () => index.listChildrenStatement(env.DB, meshId, folder, window));
-  return index.rowsOf(result);
+  const [result, hub] = await Promise.all([
+    fromIndex(env, meshId, folder, () => index.listChildrenStatement(env.DB, meshId, folder, window)),
+    controlFolder(env, meshId, folder),
+  ]);
+  const rows: ObjectEntry[] = index.rowsOf(result);
+  if (hub.files.length === 0) return rows;
+  return [...rows, ...hub.files].sort((a, b) => compareNames(nameOfEntry(a), nameOfEntry(b)));
 }
 
 export async function listFolders(env: Env, meshId: string, folder: string): Promise<string[]> {
   const window = listingWindowNow(env);
-  const result = await fromIndex(env, meshId, folder, () => index.childParentsStatement(env.DB, meshId, folder, window));
-  return index.childFolderNames(folder, result);
+  const [result, hub] = await Promise.all([
+    fromIndex(env, meshId, folder, () => index.childParentsStatement(env.DB, meshId, folder, window)),
+    controlFolder(env, meshId, folder),
+  ]);
+  const names = index.childFolderNames(folder, result);
+  if (hub.folders.length === 0) return names;
+  return [...new Set([...names, ...hub.folders])].sort(compareNames);
 }
 
 /** Metadata of a listed object: live, or a deleted change file inside the listing window. */
 export async function fileMetadata(env: Env, meshId: string, path: string): Promise<ObjectEntry | null> {
+  if (isControlClass(classifyPath(path))) return controlMetadata(env, meshId, path);
   const window = listingWindowNow(env);
   const result = await fromIndex(env, meshId, parentOf(path), () => index.readRowStatement(env.DB, meshId, path));
   const row = index.rowsOf(result)[0];
   return row !== undefined && index.isListed(row, window) ? index.asListed(row) : null;
+}
+
+function nameOfEntry(entry: ObjectEntry): string {
+  return entry.path.slice(entry.path.lastIndexOf("/") + 1);
+}
+
+/** Code point order, which is SQLite's BINARY order of UTF-8 text: merged listings sort as D1 sorts. */
+export function compareNames(a: string, b: string): number {
+  const x = [...a];
+  const y = [...b];
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const d = x[i]!.codePointAt(0)! - y[i]!.codePointAt(0)!;
+    if (d !== 0) return d;
+  }
+  return x.length - y.length;
 }
 
 // ---------------------------------------------------------------- deletes
@@ -311,8 +344,9 @@ export async function deleteTree(
   pre: Precondition,
 ): Promise<boolean> {
   const db = env.DB;
-  await ensureIndexed(env, meshId, parentOf(path));
-  const targets: ObjectEntry[] = await indexed(() => index.listLiveSubtree(db, meshId, path), "read");
+  const [, fromHub] = await Promise.all([ensureIndexed(env, meshId, parentOf(path)), listControlSubtree(env, meshId, path)]);
+  const inR2Index: ObjectEntry[] = await indexed(() => index.listLiveSubtree(db, meshId, path), "read");
+  const targets = [...inR2Index, ...fromHub];
   let exact = targets.find((t) => t.path === path) ?? null;
   const cls = classifyPath(path);
   let orphan: ObjectEntry | null = null;
@@ -342,6 +376,7 @@ export async function deleteTree(
   if (snapshots.length > 0) await assertSnapshotsDeletable(env, meshId, snapshots);
   if (inHub.length > 0 || hubChecks) {
     await deleteControlObjects(env, meshId, inHub, hubChecks ? { path, ...pre } : undefined);
+    if (inR2.length === 0) touchWriteInBackground(env, ctx, meshId, Date.now(), writeTouchIntervalMs(readConfig(env)));
   }
 
   const now = Date.now();
@@ -353,7 +388,7 @@ export async function deleteTree(
       ...(orphan === null ? [] : [index.insertIfAbsentStatement(db, meshId, orphan)]),
       ...[...byVersion].flatMap(([version, paths]) => index.tombstoneStatements(db, meshId, paths, now, version)),
     ];
-    await indexed(() => db.batch([...statements(), ...touchWriteStatements(db, meshId, now)]), "delete");
+    await indexed(() => db.batch([...statements(), touchWriteStatement(db, meshId, now)]), "delete");
 
     const graceMs = readConfig(env).deletedChangeGraceMs;
     const goneNow = inR2.filter((t) => !(t.cls === "change" && graceMs > 0)).map((t) => t.path);
@@ -396,5 +431,6 @@ export async function purgeExpiredTombstones(env: Env, now: number): Promise<num
     if (rows.length < PURGE_BATCH) break;
   }
   await index.dropOldTombstones(env.DB, now - TOMBSTONE_RETENTION_MS);
+  await index.dropLegacyHubRows(env.DB, PURGE_BATCH * PURGE_MAX_BATCHES);
   return purged;
 }

@@ -1,11 +1,13 @@
-// D1 read-through index of a mesh's objects (R2 bodies and the hub's control objects). It answers
-// list-files, list-folders and metadata without listing R2. Writes upsert and deletes tombstone,
-// so the index is never stale after an acknowledged write or delete; a folder that was never
-// indexed is filled once from R2 and the hub (fillFolder), with INSERT OR IGNORE so a fill racing
-// a write or delete can neither overwrite the newer row nor resurrect a tombstone.
+// D1 read-through index of a mesh's R2 objects. It answers list-files, list-folders and metadata
+// without listing R2 (the hub's control objects are merged in by files.ts). Writes upsert and
+// deletes tombstone, so the index is never stale after an acknowledged write or delete; a folder
+// that was never indexed is filled once from R2 (fillFolder), with INSERT OR IGNORE so a fill
+// racing a write or delete can neither overwrite the newer row nor resurrect a tombstone.
+// Rows with location 'hub' are left from before control objects stopped being indexed here:
+// every query skips them and the maintenance cron drops them (dropLegacyHubRows).
 import { classifyPath, isControlClass, nameOf, parentOf, type PathClass } from "../lib/paths";
 import type { ObjectEntry, ObjectLocation } from "./object-types";
-import { RETURNING_LAST_WRITE, runWithWriteTouch, touchWriteStatements } from "./usage";
+import { RETURNING_LAST_WRITE, runWithWriteTouch, touchWriteStatement } from "./usage";
 
 /** An index row, live or tombstoned. */
 export interface IndexRow extends ObjectEntry {
@@ -116,7 +118,7 @@ function upsertWith(db: D1Database, meshId: string, entry: ObjectEntry, tombston
 /** Inserts or replaces a live entry (clears any tombstone). Never moves a hub entry to an older version. */
 export async function upsertEntry(db: D1Database, meshId: string, entry: ObjectEntry, touchEveryMs = 0): Promise<void> {
   // One round trip: the index row and (when due) the mesh's last write time commit together.
-  await runWithWriteTouch(db, meshId, entry.modifiedAt, upsertStatement(db, meshId, entry), touchEveryMs, entry.size);
+  await runWithWriteTouch(db, meshId, entry.modifiedAt, upsertStatement(db, meshId, entry), touchEveryMs);
 }
 
 /**
@@ -151,7 +153,7 @@ export function tombstoneStatements(
   });
 }
 
-/** Marks entries deleted at `at` (epoch ms); `version` guards hub entries against reordering. */
+/** Marks entries deleted at `at` (epoch ms), recording the write in the same round trip. */
 export async function tombstoneEntries(
   db: D1Database,
   meshId: string,
@@ -160,8 +162,7 @@ export async function tombstoneEntries(
   version = 0,
 ): Promise<void> {
   if (paths.length === 0) return;
-  // Deletes are rare next to writes: they always record the write, in the same round trip.
-  await db.batch([...tombstoneStatements(db, meshId, paths, at, version), ...touchWriteStatements(db, meshId, at)]);
+  await db.batch([...tombstoneStatements(db, meshId, paths, at, version), touchWriteStatement(db, meshId, at)]);
 }
 
 /** Rows of a statement built by one of the *Statement functions below. */
@@ -207,7 +208,7 @@ export function listingWindow(now: number, listingMs: number): ListingWindow {
 
 /** The SQL condition for a listed row; `param` is the placeholder bound to window.deletedAfter. */
 function listedWhere(param: string): string {
-  return `(deleted_at IS NULL OR (class = 'change' AND location = 'r2' AND deleted_at > ${param}))`;
+  return `location <> 'hub' AND (deleted_at IS NULL OR (class = 'change' AND location = 'r2' AND deleted_at > ${param}))`;
 }
 
 /** Listed rows are described with their deletion time as modifiedTime (see the module comment above). */
@@ -216,6 +217,7 @@ const LISTED_COLUMNS =
 
 /** isListed in code: the same rule as listedWhere, for a row read by exact path. */
 export function isListed(row: IndexRow, window: ListingWindow): boolean {
+  if (row.location === "hub") return false;
   if (row.deletedAt === null) return true;
   return row.cls === "change" && row.location === "r2" && row.deletedAt > window.deletedAfter;
 }
@@ -272,7 +274,7 @@ export async function listLiveSubtree(db: D1Database, meshId: string, path: stri
   const { results } = await db
     .prepare(
       `SELECT ${COLUMNS} FROM objects
-       WHERE mesh = ?1 AND (path = ?2 OR (path >= ?3 AND path < ?4)) AND deleted_at IS NULL`,
+       WHERE mesh = ?1 AND (path = ?2 OR (path >= ?3 AND path < ?4)) AND deleted_at IS NULL AND location <> 'hub'`,
     )
     .bind(meshId, path, from, to)
     .all<RawRow>();
@@ -378,11 +380,20 @@ export function markPurgedStatements(db: D1Database, rows: readonly { mesh: stri
   );
 }
 
-/** Drops tombstones older than the retention whose bodies are gone (or live in the hub). */
+/** Drops tombstones older than the retention whose bodies are gone. */
 export async function dropOldTombstones(db: D1Database, deletedBefore: number): Promise<number> {
   const result = await db
     .prepare(`DELETE FROM objects WHERE deleted_at IS NOT NULL AND deleted_at < ?1 AND location <> 'r2'`)
     .bind(deletedBefore)
+    .run();
+  return result.meta.changes ?? 0;
+}
+
+/** Drops up to `limit` rows left from when control objects were indexed here (migration 0006). */
+export async function dropLegacyHubRows(db: D1Database, limit: number): Promise<number> {
+  const result = await db
+    .prepare(`DELETE FROM objects WHERE (mesh, path) IN (SELECT mesh, path FROM objects WHERE location = 'hub' LIMIT ?1)`)
+    .bind(limit)
     .run();
   return result.meta.changes ?? 0;
 }

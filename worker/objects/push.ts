@@ -19,7 +19,7 @@ import { callHubIdempotent, meshHub } from "../hub-client";
 export async function notifyInvalidation(env: Env, meshId: string, event: InvalidationEvent): Promise<void> {
   for (let attempt = 1; attempt <= 2; attempt++) {
     try {
-      await meshHub(env, meshId).notify(meshId, { op: event.op, path: event.path, pathType: event.pathType });
+      await meshHub(env, meshId).notify(meshId, { op: event.op, path: event.path, pathType: event.pathType, bytes: event.bytes });
       return;
     } catch (err) {
       if (attempt === 2) {

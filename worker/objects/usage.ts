@@ -1,19 +1,12 @@
 // Per-mesh usage in D1 (mesh_usage): last write/read times for stats and idle cleanup, and the
 // stored-file byte and file counts that the quota is checked against; and writes per hour
-// (mesh_hourly) for the dashboard's chart.
+// (mesh_hourly) for the dashboard's chart. Sync-object writes are counted by the mesh's hub and
+// copied here from its alarm (hubActivityStatements); stored files count in their own D1 batch.
 import type { Env } from "../env";
 import type { Config } from "../lib/config";
+import type { HourlyCount } from "../../durable-objects/hub-api";
 
 export const HOUR_MS = 3_600_000;
-
-/**
- * Batched with an index write, so recording the write costs no extra round trip: the mesh's last
- * write time and its hourly counter (mesh_hourly, the dashboard's chart). Deletes use this; writes
- * of one entry go through runWithWriteTouch, which skips the last-write touch when it is not due.
- */
-export function touchWriteStatements(db: D1Database, meshId: string, at: number, bytes = 0): D1PreparedStatement[] {
-  return [touchWriteStatement(db, meshId, at), hourlyWriteStatement(db, meshId, at, bytes)];
-}
 
 /** The statement that records a write of the mesh at `at` (never moves last_write_at back). */
 export function touchWriteStatement(db: D1Database, meshId: string, at: number): D1PreparedStatement {
@@ -25,7 +18,7 @@ export function touchWriteStatement(db: D1Database, meshId: string, at: number):
     .bind(meshId, at);
 }
 
-/** One write of `bytes` counted in the hour holding `at` (mesh_hourly, the dashboard's chart). */
+/** One stored-file write of `bytes` counted in the hour holding `at` (mesh_hourly, the dashboard's chart). */
 export function hourlyWriteStatement(db: D1Database, meshId: string, at: number, bytes = 0): D1PreparedStatement {
   return db
     .prepare(
@@ -42,19 +35,74 @@ export interface HourlyBucket {
   bytes: number;
 }
 
-/** The last `hours` hourly buckets up to and including the one holding `now`, oldest first, zeros filled. */
-export async function readHourlyActivity(db: D1Database, meshId: string, hours: number, now = Date.now()): Promise<HourlyBucket[]> {
-  const last = Math.floor(now / HOUR_MS);
-  const first = last - hours + 1;
+/** The first hour of a window of `hours` ending with the hour holding `now`. */
+export function firstHourOf(hours: number, now: number): number {
+  return Math.floor(now / HOUR_MS) - hours + 1;
+}
+
+/**
+ * The last `hours` hourly buckets up to and including the one holding `now`, oldest first, zeros
+ * filled. `fromHub` is the hub's own count of the recent hours (newer than its last copy to D1).
+ */
+export async function readHourlyActivity(
+  db: D1Database,
+  meshId: string,
+  hours: number,
+  now = Date.now(),
+  fromHub: readonly HourlyCount[] = [],
+): Promise<HourlyBucket[]> {
+  const first = firstHourOf(hours, now);
+  const last = first + hours - 1;
   const { results } = await db
-    .prepare(`SELECT hour, writes, bytes FROM mesh_hourly WHERE mesh = ?1 AND hour BETWEEN ?2 AND ?3`)
+    .prepare(`SELECT hour, writes, bytes, hub_writes, hub_bytes FROM mesh_hourly WHERE mesh = ?1 AND hour BETWEEN ?2 AND ?3`)
     .bind(meshId, first, last)
-    .all<{ hour: number; writes: number; bytes: number }>();
+    .all<{ hour: number; writes: number; bytes: number; hub_writes: number; hub_bytes: number }>();
   const byHour = new Map(results.map((r) => [r.hour, r]));
+  const hubByHour = new Map(fromHub.map((r) => [r.hour, r]));
   return Array.from({ length: hours }, (_, i) => {
     const row = byHour.get(first + i);
-    return { hourStart: (first + i) * HOUR_MS, writes: row?.writes ?? 0, bytes: row?.bytes ?? 0 };
+    const hub = hubByHour.get(first + i);
+    // The hub's figure is absolute and never behind the copy in D1.
+    const hubWrites = Math.max(row?.hub_writes ?? 0, hub?.writes ?? 0);
+    const hubBytes = Math.max(row?.hub_bytes ?? 0, hub?.bytes ?? 0);
+    return { hourStart: (first + i) * HOUR_MS, writes: (row?.writes ?? 0) + hubWrites, bytes: (row?.bytes ?? 0) + hubBytes };
   });
+}
+
+/** What the hub copies to D1 from its alarm. */
+export interface HubActivity {
+  rows: readonly HourlyCount[];
+  /** The mesh's latest write the hub saw (epoch ms). */
+  lastWriteAt: number;
+  /** The bytes of its control objects now. */
+  controlBytes: number;
+}
+
+/**
+ * The hub's copy: its counts, absolute per hour (max, so a repeated or reordered copy never lowers
+ * a figure), its latest write time and its control bytes, in one batch of two statements.
+ */
+export function hubActivityStatements(db: D1Database, meshId: string, activity: HubActivity): D1PreparedStatement[] {
+  const { rows, lastWriteAt, controlBytes } = activity;
+  const counts = db
+    .prepare(
+      `INSERT INTO mesh_hourly (mesh, hour, hub_writes, hub_bytes)
+       SELECT ?1, json_extract(value, '$.hour'), json_extract(value, '$.writes'), json_extract(value, '$.bytes')
+       FROM json_each(?2) WHERE true
+       ON CONFLICT (mesh, hour) DO UPDATE SET
+         hub_writes = max(mesh_hourly.hub_writes, excluded.hub_writes),
+         hub_bytes = max(mesh_hourly.hub_bytes, excluded.hub_bytes)`,
+    )
+    .bind(meshId, JSON.stringify(rows));
+  const usage = db
+    .prepare(
+      `INSERT INTO mesh_usage (mesh, last_write_at, control_bytes) VALUES (?1, ?2, ?3)
+       ON CONFLICT (mesh) DO UPDATE SET
+         last_write_at = max(coalesce(mesh_usage.last_write_at, 0), excluded.last_write_at),
+         control_bytes = excluded.control_bytes`,
+    )
+    .bind(meshId, lastWriteAt, controlBytes);
+  return [counts, usage];
 }
 
 /** Hourly counters older than `cutoff` (epoch ms) go; a bounded batch per call, the cron comes back. */
@@ -114,24 +162,39 @@ export async function runWithWriteTouch(
   at: number,
   upsert: D1PreparedStatement,
   intervalMs: number,
-  bytes = 0,
 ): Promise<D1Result> {
-  // The hourly counter (the dashboard's chart) counts every write, so it always rides along.
-  const hourly = hourlyWriteStatement(db, meshId, at, bytes);
   const last = lastWriteTouch.get(meshId);
   if (last === undefined || at - last >= intervalMs || at < last) {
-    const [result] = await db.batch([upsert, hourly, touchWriteStatement(db, meshId, at)]);
+    const [result] = await db.batch([upsert, touchWriteStatement(db, meshId, at)]);
     noteTouched(meshId, at);
     return result!;
   }
-  const [result] = await db.batch([upsert, hourly]);
-  if (result === undefined) throw new Error("D1 batch returned no result for the index upsert");
+  const result = await upsert.run();
   const recorded = (result.results[0] as { usage_write_at?: number | null } | undefined)?.usage_write_at ?? null;
   if ((result.meta.changes ?? 0) > 0 && (recorded === null || at - recorded >= intervalMs)) {
     await touchWriteStatement(db, meshId, at).run();
     noteTouched(meshId, at);
   }
   return result;
+}
+
+/**
+ * For writes that commit without D1 (control objects, in the hub): records the write in the
+ * background, only when this isolate's touch is due, so the steady flush (whose change-file PUT
+ * already touched) pays nothing. The hub's alarm copies its own last write time within a minute
+ * as well, so a lost background touch only delays the figure.
+ */
+export function touchWriteInBackground(env: Env, ctx: ExecutionContext, meshId: string, at: number, intervalMs: number): void {
+  const last = lastWriteTouch.get(meshId);
+  if (last !== undefined && at - last < intervalMs && at >= last) return;
+  noteTouched(meshId, at);
+  const touch = touchWriteStatement(env.DB, meshId, at)
+    .run()
+    .catch((err: unknown) => {
+      lastWriteTouch.delete(meshId);
+      console.error(JSON.stringify({ level: "warn", msg: "last_write_at update failed", mesh: meshId, error: String(err) }));
+    });
+  ctx.waitUntil(touch);
 }
 
 /** A wiped mesh has no usage row: its next write in this isolate must record one again. */

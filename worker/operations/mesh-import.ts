@@ -12,7 +12,6 @@ import { classifyPath, isControlClass, nameOf, normalizeFilePath, objectKey, par
 import { ByteReader, padding, readEntryHeader, type TarEntryHeader } from "../lib/tar";
 import type { ObjectEntry } from "../objects/object-types";
 import { toCustomMetadata } from "../objects/r2-objects";
-import { controlEntry } from "../objects/control-objects";
 import { deleteMeshUsage, wipeMeshData, DEFAULT_WIPE_BUDGET_MS, DEFAULT_WIPE_MAX_PAGES } from "./mesh-wipe";
 import {
   ARCHIVE_FORMAT,
@@ -241,9 +240,9 @@ export class MeshInstaller {
   }
 
   /**
-   * Publishes: the hub installs the committed state (all or nothing), then the index gets the
-   * control rows and the mesh root is marked indexed (listings are exact without a fill), and the
-   * usage row is written. Every committed snapshot's body must have been installed.
+   * Publishes: the hub installs the committed state (all or nothing; listings take control objects
+   * from the hub), then the index's last rows land and the mesh root is marked indexed (listings
+   * are exact without a fill), and the usage row is written. Every committed snapshot's body must have been installed.
    */
   async publish(roots: ArchivedRoot[], snapshots: ArchivedSnapshot[]): Promise<InstallSummary> {
     const installedSnapshots = snapshots.map((s) => {
@@ -253,7 +252,6 @@ export class MeshInstaller {
     });
     const result = await meshHub(this.#env, this.#mesh).installState(this.#mesh, this.#token, this.#control, roots, installedSnapshots);
     if (!result.ok) throw refusalToError(result);
-    this.#indexRows.push(...result.records.map(controlEntry));
     await this.#flushIndex();
     await this.#flushStored();
     const now = Date.now();

@@ -61,7 +61,7 @@ export async function listMeshes(db: D1Database, q: MeshListQuery): Promise<{ me
              count(*) FILTER (WHERE deleted_at IS NULL) AS objects,
              sum(size) FILTER (WHERE deleted_at IS NULL) AS bytes,
              count(*) FILTER (WHERE deleted_at IS NULL AND class = 'change') AS change_files
-      FROM objects WHERE substr(mesh, 1, length(?1)) = ?1 GROUP BY mesh
+      FROM objects WHERE substr(mesh, 1, length(?1)) = ?1 AND location <> 'hub' GROUP BY mesh
     )
     SELECT m.mesh, i.objects, i.bytes, i.change_files, u.stored_count, u.stored_bytes,
            u.last_write_at, u.last_read_at, ${key} AS sort_value
@@ -104,11 +104,11 @@ export async function readTenantUsage(env: Env): Promise<TenantUsage> {
       `SELECT count(*) AS objects,
               sum(size) FILTER (WHERE class = 'change') AS change,
               sum(size) FILTER (WHERE class = 'snapshot') AS snapshot,
-              sum(size) FILTER (WHERE class IN ('head', 'manifest', 'generation', 'device')) AS control,
-              sum(size) FILTER (WHERE class NOT IN ('change', 'snapshot', 'head', 'manifest', 'generation', 'device')) AS other
-       FROM objects WHERE deleted_at IS NULL`,
+              sum(size) FILTER (WHERE class NOT IN ('change', 'snapshot')) AS other
+       FROM objects WHERE deleted_at IS NULL AND location <> 'hub'`,
     ),
-    env.DB.prepare(`SELECT sum(stored_count) AS files, sum(stored_bytes) AS bytes FROM mesh_usage`),
+    // Control objects live in the hubs, which copy their bytes here from their alarms.
+    env.DB.prepare(`SELECT sum(stored_count) AS files, sum(stored_bytes) AS bytes, sum(control_bytes) AS control FROM mesh_usage`),
   ]);
   const m = meshes?.results[0] ?? {};
   const i = index?.results[0] ?? {};
@@ -117,7 +117,7 @@ export async function readTenantUsage(env: Env): Promise<TenantUsage> {
   return {
     meshes: m.n ?? 0,
     objects: i.objects ?? 0,
-    bytes: { change: i.change ?? 0, snapshot: i.snapshot ?? 0, control: i.control ?? 0, other: i.other ?? 0, stored: s.bytes ?? 0 },
+    bytes: { change: i.change ?? 0, snapshot: i.snapshot ?? 0, control: s.control ?? 0, other: i.other ?? 0, stored: s.bytes ?? 0 },
     storedFiles: s.files ?? 0,
     recovery,
   };

@@ -40,7 +40,7 @@ export async function readMeshStats(db: D1Database, meshId: string): Promise<Mes
         `SELECT count(*) FILTER (WHERE deleted_at IS NULL) AS objects,
                 sum(size) FILTER (WHERE deleted_at IS NULL) AS bytes,
                 count(*) FILTER (WHERE deleted_at IS NOT NULL) AS tombstones
-         FROM objects WHERE mesh = ?1`,
+         FROM objects WHERE mesh = ?1 AND location <> 'hub'`,
       )
       .bind(meshId),
     db

@@ -73,10 +73,20 @@ const MAX_ROOTS = 100;
 
 /**
  * The top-level folders ("remote roots", e.g. "/MyApp") that hold anything in the mesh, from the
- * index, the stored files and R2 itself (a folder never listed may have no index rows yet).
+ * index, the stored files and R2 itself (a folder never listed may have no index rows yet), and
+ * `controlPaths`: the paths of the hub's control objects, which the caller reads over RPC.
  */
-export async function listMeshRoots(bucket: R2Bucket, db: D1Database, meshId: string): Promise<string[]> {
+export async function listMeshRoots(
+  bucket: R2Bucket,
+  db: D1Database,
+  meshId: string,
+  controlPaths: readonly string[] = [],
+): Promise<string[]> {
   const roots = new Set<string>();
+  for (const path of controlPaths) {
+    const slash = path.indexOf("/", 1);
+    if (slash > 0) roots.add(path.slice(0, slash));
+  }
   const rootSql = (table: string, live: string) =>
     `SELECT DISTINCT substr(path, 1, instr(substr(path, 2), '/')) AS root FROM ${table}
      WHERE mesh = ?1 ${live} AND instr(substr(path, 2), '/') > 0 LIMIT ${MAX_ROOTS}`;

@@ -1,5 +1,5 @@
-// Index reconcile: re-lists a mesh's R2 bodies (m/<mesh>/) and the hub's control objects and
-// repairs the D1 index so it says what storage holds: rows added for objects it lacks, live rows
+// Index reconcile: re-lists a mesh's R2 bodies (m/<mesh>/) and repairs the D1 index so it says
+// what storage holds: rows added for objects it lacks, live rows
 // tombstoned when their object is gone, size/etag fixed where they drifted. The index is only
 // ever repaired towards storage, with guarded statements, so a reconcile racing client writes
 // can neither undo a newer write nor resurrect a delete:
@@ -12,7 +12,6 @@ import type { Env } from "../env";
 import { isControlClass, nameOf, parentOf } from "../lib/paths";
 import type { ObjectEntry } from "../objects/object-types";
 import { listControlObjects } from "../objects/control-objects";
-import { upsertStatement } from "../objects/object-index";
 import { entryFromR2 } from "../objects/r2-objects";
 
 export interface ReconcileBudget {
@@ -91,13 +90,13 @@ function fixIfUnchanged(db: D1Database, meshId: string, e: ObjectEntry, seenEtag
  * confirmed missing, so the listing window (object-index.ts) must not list it (a GET would answer
  * 404 and halt the puller) and the purge has nothing left to remove.
  */
-function tombstoneIfUnchanged(db: D1Database, meshId: string, row: RowState, at: number, location: "r2" | "hub"): D1PreparedStatement {
+function tombstoneIfUnchanged(db: D1Database, meshId: string, row: RowState, at: number): D1PreparedStatement {
   return db
     .prepare(
-      `UPDATE objects SET deleted_at = ?3, location = ?6
+      `UPDATE objects SET deleted_at = ?3, location = 'purged'
        WHERE mesh = ?1 AND path = ?2 AND etag = ?4 AND version = ?5 AND deleted_at IS NULL`,
     )
-    .bind(meshId, row.path, at, row.etag, row.version, location === "r2" ? "purged" : "hub");
+    .bind(meshId, row.path, at, row.etag, row.version);
 }
 
 async function runCounted(db: D1Database, statements: D1PreparedStatement[]): Promise<number> {
@@ -180,7 +179,7 @@ async function reconcileR2(env: Env, meshId: string, budget: ReconcileBudget, re
       report.scanned.heads++;
       // The listing is a moment ago; a write since then may have put the body back.
       if ((await env.BUCKET.head(`m/${meshId}${row.path}`)) === null) {
-        tombstones.push(tombstoneIfUnchanged(env.DB, meshId, row, now, "r2"));
+        tombstones.push(tombstoneIfUnchanged(env.DB, meshId, row, now));
       }
     }
     report.added += await runCounted(env.DB, inserts);
@@ -199,41 +198,18 @@ async function reconcileR2(env: Env, meshId: string, budget: ReconcileBudget, re
   }
 }
 
-async function reconcileHub(env: Env, meshId: string, report: ReconcileReport, now: number): Promise<void> {
-  // Index first, then the hub: a control write in between shows up in the hub listing and is
-  // upserted with its version; the version guard keeps the newer of the two.
-  const { results: rows } = await env.DB.prepare(
-    `SELECT path, size, etag, version, deleted_at FROM objects WHERE mesh = ?1 AND location = 'hub' LIMIT 100000`,
-  )
-    .bind(meshId)
-    .all<RowState>();
-  const entries = await listControlObjects(env, meshId, "/");
+/**
+ * The hub is the only record of control objects (listings ask it), so there is nothing of them to
+ * repair in the index: the hub half counts them for the report and drops this mesh's rows left
+ * from when they were indexed (migration 0006), which every query already skips.
+ */
+async function reconcileHub(env: Env, meshId: string, report: ReconcileReport): Promise<void> {
+  const [entries, dropped] = await Promise.all([
+    listControlObjects(env, meshId, "/"),
+    env.DB.prepare(`DELETE FROM objects WHERE mesh = ?1 AND location = 'hub'`).bind(meshId).run(),
+  ]);
   report.scanned.hub += entries.length;
-  const byPath = new Map(rows.map((r) => [r.path, r]));
-  const live = new Set(entries.map((e) => e.path));
-
-  const upserts: D1PreparedStatement[] = [];
-  let addedHere = 0;
-  for (const entry of entries) {
-    const row = byPath.get(entry.path);
-    const stale =
-      row === undefined ||
-      (row.deleted_at !== null && row.version < entry.version) ||
-      (row.deleted_at === null && (row.size !== entry.size || row.etag !== entry.etag || row.version < entry.version));
-    if (!stale) continue;
-    if (row === undefined || row.deleted_at !== null) addedHere++;
-    upserts.push(upsertStatement(env.DB, meshId, entry));
-  }
-  const changed = await runCounted(env.DB, upserts);
-  // The version guard may have refused some upserts (a newer write won): count what happened.
-  const added = Math.min(addedHere, changed);
-  report.added += added;
-  report.fixed += changed - added;
-
-  const tombstones = rows
-    .filter((r) => r.deleted_at === null && !live.has(r.path))
-    .map((r) => tombstoneIfUnchanged(env.DB, meshId, r, now, "hub"));
-  report.tombstoned += await runCounted(env.DB, tombstones);
+  report.fixed += dropped.meta.changes ?? 0;
 }
 
 /** Repairs one mesh's index against R2 and its hub; see the module comment for the guarantees. */
@@ -252,7 +228,7 @@ export async function reconcileMesh(
     complete: false,
     resumeAfter: null,
   };
-  await reconcileHub(env, meshId, report, now);
+  await reconcileHub(env, meshId, report);
   await reconcileR2(env, meshId, budget, report, now);
   return report;
 }

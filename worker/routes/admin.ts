@@ -20,7 +20,7 @@ import { ADMIN_RECONCILE_BUDGET_MS, ADMIN_RECONCILE_MAX_PAGES, reconcileMesh as 
 import { exportMeshArchive } from "../operations/mesh-export";
 import { importMeshArchive, meshHoldsAnything } from "../operations/mesh-import";
 import { recoveryTotals } from "../objects/recovery";
-import { hasUsageRow, readHourlyActivity } from "../objects/usage";
+import { firstHourOf, hasUsageRow, readHourlyActivity } from "../objects/usage";
 import { runMaintenance } from "./maintenance";
 
 const json = (body: unknown, status = 200): Response =>
@@ -328,10 +328,18 @@ export const meshActivity: Handler = async (request, env) => {
     }
     hours = Number(raw);
   }
-  const [buckets, known] = await Promise.all([
-    readHourlyActivity(env.DB, mesh, hours),
+  const now = Date.now();
+  // The hub's counts are the newest (D1 gets them from its alarm, up to a minute later).
+  const [fromHub, known] = await Promise.all([
+    meshHub(env, mesh)
+      .activity(mesh, firstHourOf(hours, now))
+      .catch((err: unknown) => {
+        console.error(JSON.stringify({ level: "warn", msg: "hub activity read failed", mesh, error: String(err) }));
+        return [];
+      }),
     hasUsageRow(env.DB, mesh),
   ]);
+  const buckets = await readHourlyActivity(env.DB, mesh, hours, now, fromHub);
   if (!known && buckets.every((b) => b.writes === 0)) throw notFound("no such mesh");
   return json({
     mesh,

@@ -15,6 +15,7 @@ import { purgeExpiredTombstones } from "../objects/files";
 import { pruneHourlyActivity } from "../objects/usage";
 import { findIdleMeshes, markEvicted, sampleMeshes } from "../operations/maintenance";
 import { listMeshRoots, wipeMeshData } from "../operations/mesh-wipe";
+import { listControlObjects } from "../objects/control-objects";
 import { reconcileMesh, type ReconcileReport } from "../operations/reconcile";
 
 const DAY_MS = 86_400_000;
@@ -75,7 +76,8 @@ async function evictIdleMeshes(env: Env, ttlDays: number, now: number, deadline:
     if (Date.now() > deadline) break;
     try {
       // Roots first: they are what `<root>/evicted.json` will answer for.
-      const roots = await listMeshRoots(env.BUCKET, env.DB, mesh);
+      const control = await listControlObjects(env, mesh, "/");
+      const roots = await listMeshRoots(env.BUCKET, env.DB, mesh, control.map((c) => c.path));
       const hub = await meshHub(env, mesh).wipe();
       const data = await wipeMeshData(env.BUCKET, env.DB, mesh, {
         deadline: Math.min(deadline, Date.now() + PER_MESH_BUDGET_MS),
