@@ -1,5 +1,6 @@
 import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { fillFolder } from "../../worker/objects/object-index";
 import { changeName, deleteFile, ioUrl, listNames, newMesh, post, putFile } from "./io-support";
 
 async function seedR2(mesh: string, path: string, body: string, modified = 1_700_000_000_000): Promise<R2Object> {
@@ -131,5 +132,53 @@ describe("POST /sync/io/:mesh/ensure-folder", () => {
     const res = await post(newMesh(), "ensure-folder", { path: "/R/../x" });
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ error: "invalid_path" });
+  });
+});
+
+describe("list-files JSON built by D1, with the hub's control objects spliced in", () => {
+  it("describes every file exactly as toFileInfo would, modifiedTime milliseconds included", async () => {
+    const mesh = newMesh();
+    const times = [0, 1, 999, 1_000, 1_700_000_000_123, 1_700_000_000_999, 951_782_400_000, 253_402_300_799_999];
+    const entries = times.map((t, i) => ({
+      path: `/T/f${i}.bin`,
+      size: i + 1,
+      etag: `"e${i}"`,
+      modifiedAt: t,
+      cls: "other" as const,
+      location: "r2" as const,
+      version: 0,
+    }));
+    await fillFolder(env.DB, mesh, "/T", entries, Date.now());
+    const res = await post(mesh, "list-files", { path: "/T" });
+    const { files } = (await res.json()) as { files: { name: string; modifiedTime: string; size: number; path: string }[] };
+    expect(files.map((f) => f.modifiedTime)).toEqual(times.map((t) => new Date(t).toISOString()));
+    expect(files.map((f) => [f.name, f.path, f.size])).toEqual(times.map((_, i) => [`f${i}.bin`, `/T/f${i}.bin`, i + 1]));
+  });
+
+  it("keeps name order when control objects sort after, before or among the R2 objects", async () => {
+    const generation = JSON.stringify({ epoch: 1, snapshotPath: null });
+    const cases: [string, string[]][] = [
+      ["after", ["a.bin", "b.bin"]],
+      ["before", ["x.bin", "y.bin"]],
+      ["among", ["a.bin", "n.bin", "z.bin"]],
+      ["alone", []],
+    ];
+    for (const [label, others] of cases) {
+      const mesh = newMesh();
+      for (const name of others) expect((await putFile(mesh, `/R/${name}`, name)).status).toBe(201);
+      expect((await putFile(mesh, "/R/manifest-1.json", generation)).status).toBe(201);
+      expect((await putFile(mesh, "/R/manifest-2.json", generation)).status).toBe(201);
+      const expected = [...others, "manifest-1.json", "manifest-2.json"].sort();
+      expect(await listNames(mesh, "/R"), label).toEqual(expected);
+    }
+  });
+
+  it("lists head.json after a changes folder's change files", async () => {
+    const mesh = newMesh();
+    const names = [1, 2, 3].map((i) => changeName(i));
+    for (const name of names) expect((await putFile(mesh, `/R/changes/${name}`, name)).status).toBe(201);
+    const head = JSON.stringify({ latestHlc: `${"0".repeat(15)}-0000-devA` });
+    expect((await putFile(mesh, "/R/changes/head.json", head)).status).toBe(201);
+    expect(await listNames(mesh, "/R/changes")).toEqual([...names, "head.json"]);
   });
 });

@@ -8,7 +8,7 @@ import { HttpError, unavailable } from "../lib/errors";
 import { assertDeclaredWithin, readBodyWithin, sizedBody } from "../lib/body";
 import { classifyPath, descendantPrefix, isControlClass, parentOf, type PathClass } from "../lib/paths";
 import type { ControlClass, InvalidationEvent } from "../../durable-objects/hub-api";
-import type { ObjectEntry, Precondition, WriteOutcome } from "./object-types";
+import { toFileInfo, type FileInfo, type ObjectEntry, type Precondition, type WriteOutcome } from "./object-types";
 import {
   controlFolder,
   controlMetadata,
@@ -283,15 +283,27 @@ function listingWindowNow(env: Env): index.ListingWindow {
   return index.listingWindow(Date.now(), readConfig(env).deletedChangeListingMs);
 }
 
-export async function listFiles(env: Env, meshId: string, folder: string): Promise<ObjectEntry[]> {
+/**
+ * list-files as the wire's JSON array text, sorted by name. D1 builds the R2 objects' part; the
+ * hub's few control objects are spliced in. They usually sort after every change file
+ * (`head.json` after `<digits>-…-chg_…json`), so the text is joined without being parsed.
+ */
+export async function listFilesJson(env: Env, meshId: string, folder: string): Promise<string> {
   const window = listingWindowNow(env);
   const [result, hub] = await Promise.all([
-    fromIndex(env, meshId, folder, () => index.listChildrenStatement(env.DB, meshId, folder, window)),
+    fromIndex(env, meshId, folder, () => index.listChildrenJsonStatement(env.DB, meshId, folder, window)),
     controlFolder(env, meshId, folder),
   ]);
-  const rows: ObjectEntry[] = index.rowsOf(result);
-  if (hub.files.length === 0) return rows;
-  return [...rows, ...hub.files].sort((a, b) => compareNames(nameOfEntry(a), nameOfEntry(b)));
+  const listing = index.jsonListingOf(result);
+  if (hub.files.length === 0) return listing.files;
+  const extra = hub.files.sort((a, b) => compareNames(nameOfEntry(a), nameOfEntry(b))).map((e) => JSON.stringify(toFileInfo(e)));
+  if (listing.last === null) return `[${extra.join(",")}]`;
+  const firstExtra = nameOfEntry(hub.files[0]!);
+  const lastExtra = nameOfEntry(hub.files[hub.files.length - 1]!);
+  if (compareNames(firstExtra, listing.last) > 0) return `${listing.files.slice(0, -1)},${extra.join(",")}]`;
+  if (listing.first !== null && compareNames(lastExtra, listing.first) < 0) return `[${extra.join(",")},${listing.files.slice(1)}`;
+  const merged = [...(JSON.parse(listing.files) as FileInfo[]), ...hub.files.map(toFileInfo)];
+  return JSON.stringify(merged.sort((a, b) => compareNames(a.name, b.name)));
 }
 
 export async function listFolders(env: Env, meshId: string, folder: string): Promise<string[]> {

@@ -233,6 +233,39 @@ export function listChildrenStatement(db: D1Database, meshId: string, folder: st
     .bind(meshId, folder, window.deletedAfter);
 }
 
+/**
+ * The same listing, built by D1 as the wire's JSON array (PROTOCOL.md list-files: name, path,
+ * size, modifiedTime, etag), so the Worker neither builds 1,000 objects nor serializes them; with
+ * the first and last names, so a few entries from elsewhere can be spliced in without parsing.
+ * modifiedTime is ISO 8601 in UTC with milliseconds, as Date.toISOString writes it (integer
+ * arithmetic, so the milliseconds are exact).
+ */
+export function listChildrenJsonStatement(db: D1Database, meshId: string, folder: string, window: ListingWindow): D1PreparedStatement {
+  return db
+    .prepare(
+      `SELECT json_group_array(json_object(
+                'name', name, 'path', path, 'size', size,
+                'modifiedTime', strftime('%Y-%m-%dT%H:%M:%S', t / 1000, 'unixepoch') || printf('.%03dZ', t % 1000),
+                'etag', etag) ORDER BY name) AS files,
+              min(name) AS first, max(name) AS last
+       FROM (SELECT name, path, size, etag, coalesce(deleted_at, modified_at) AS t FROM objects
+             WHERE mesh = ?1 AND parent = ?2 AND ${listedWhere("?3")})`,
+    )
+    .bind(meshId, folder, window.deletedAfter);
+}
+
+/** A listing as JSON text: the array, and its first and last names (null when it is empty). */
+export interface JsonListing {
+  files: string;
+  first: string | null;
+  last: string | null;
+}
+
+export function jsonListingOf(result: D1Result): JsonListing {
+  const row = result.results[0] as { files: string | null; first: string | null; last: string | null } | undefined;
+  return { files: row?.files ?? "[]", first: row?.first ?? null, last: row?.last ?? null };
+}
+
 /** Listed direct children of a folder, sorted by name. */
 export async function listChildren(db: D1Database, meshId: string, folder: string, window: ListingWindow): Promise<IndexRow[]> {
   return rowsOf(await listChildrenStatement(db, meshId, folder, window).all());

@@ -86,9 +86,9 @@ export const metadata: Handler = async (request, env, ctx) => {
 
 export const listFiles: Handler = async (request, env, ctx) => {
   const folder = normalizePath(await bodyPath(request, readConfig(env).limits.jsonBody));
-  const entries = await files.listFiles(env, request.meshId, folder);
+  const listed = await files.listFilesJson(env, request.meshId, folder);
   touchRead(env, ctx, request.meshId);
-  return json({ files: entries.map(toFileInfo) });
+  return new Response(`{"files":${listed}}`, { headers: JSON_HEADERS });
 };
 
 export const listFolders: Handler = async (request, env, ctx) => {
