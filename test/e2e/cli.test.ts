@@ -218,7 +218,8 @@ describe("meshbox mesh", () => {
     const stats = await meshbox(["mesh", "stats", mesh]);
     expect(stats.code).toBe(0);
     expect(stats.stdout).toMatch(new RegExp(`^mesh\\s+${mesh}$`, "m"));
-    expect(stats.stdout).toMatch(/^objects\s+3$/m);
+    // The index holds the change file; the two control objects are the hub's alone.
+    expect(stats.stdout).toMatch(/^objects\s+1$/m);
     expect(stats.stdout).toMatch(/^hub\.currentGeneration\s+1$/m);
     expect(stats.stdout).toMatch(/^hub\.controlObjects\s+2$/m);
 
@@ -238,7 +239,7 @@ describe("meshbox mesh", () => {
     expect(refused.stderr).toBe(
       `meshbox: wiping deletes every object of mesh ${mesh}; add --yes to confirm\n\nusage: meshbox mesh wipe <mesh> [--dry-run] [--yes] [--json]\n`,
     );
-    expect((await json<{ objects: number }>(["mesh", "stats", mesh])).objects).toBe(3);
+    expect((await json<{ objects: number }>(["mesh", "stats", mesh])).objects).toBe(1);
 
     const wiped = await meshbox(["mesh", "wipe", mesh, "--yes"]);
     expect(wiped.code).toBe(0);
