@@ -23,8 +23,8 @@ export class ActivityLedger {
     this.#sql = sql;
   }
 
-  /** One write of `bytes` at `at`; returns when the next copy to D1 is due. */
-  count(at: number, bytes: number): number {
+  /** One write of `bytes` at `at`. */
+  count(at: number, bytes: number): void {
     const rev = readCounter(this.#sql, "activity_rev") + 1;
     writeMeta(this.#sql, "activity_rev", rev);
     this.#sql.exec(
@@ -36,7 +36,6 @@ export class ActivityLedger {
     );
     if (at > readCounter(this.#sql, "activity_last_write_at")) writeMeta(this.#sql, "activity_last_write_at", at);
     if (readCounter(this.#sql, "activity_dirty_since") === 0) writeMeta(this.#sql, "activity_dirty_since", at);
-    return this.dueAt()!;
   }
 
   /** When the next copy is due, or null when D1 has everything. */

@@ -106,8 +106,12 @@ export class MeshHub extends DurableObject<HubEnv> {
     this.#remember(mesh);
     const now = Date.now();
     const result = this.ctx.storage.transactionSync(() => this.#control.write({ path, cls, body, sha256, pre, leaseMs, now }));
-    // Device records are never pushed, so they are counted here; every other write through notify.
-    if (result.ok && result.changed && cls === "device") await this.#count(now, body.byteLength);
+    if (!result.ok || !result.changed) return result;
+    // The write is durable here, so the hub queues its own invalidation (device records are never
+    // pushed) and counts it: no second RPC from the Worker for either.
+    if (cls !== "device") this.#push.enqueue({ op: "write", path, pathType: cls }, now);
+    this.#activity.count(now, body.byteLength);
+    await this.#schedule(false);
     return result;
   }
 
@@ -185,12 +189,6 @@ export class MeshHub extends DurableObject<HubEnv> {
   }
 
   // ---- Activity (the dashboard's hourly counters) ----
-
-  async #count(at: number, bytes: number): Promise<void> {
-    const due = this.#activity.count(at, bytes);
-    const alarm = await this.ctx.storage.getAlarm();
-    if (alarm === null || alarm > due) await this.ctx.storage.setAlarm(due);
-  }
 
   /** The hours from `fromHour` on as counted here, newer than D1's copy of them. */
   activity(_mesh: string, fromHour: number): HourlyCount[] {

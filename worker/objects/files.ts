@@ -94,7 +94,8 @@ export async function putFile(c: PutContext): Promise<WriteOutcome> {
   } else {
     outcome = await putOtherFile(c, limits.other);
   }
-  if (outcome.changed && cls !== "device") {
+  // The hub queues a control object's invalidation itself, in the write's own RPC.
+  if (outcome.changed && !isControlClass(cls)) {
     push(c.env, c.ctx, c.meshId, { op: "write", path: c.path, pathType: cls, bytes: outcome.entry.size });
   }
   return outcome;
