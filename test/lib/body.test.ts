@@ -75,11 +75,20 @@ describe("sizedBody", () => {
     expect((await rejection(sizedBody(putRequest(streamOf([new Uint8Array(11)])), 10, "x"))).status).toBe(413);
   });
 
-  it("streams a declared-length body with its length known", async () => {
+  it("reads a small declared-length body at once, with its length known", async () => {
     const sized = await sizedBody(putRequest(new Uint8Array(6)), 10, "x");
     expect(sized.length).toBe(6);
+    expect(sized.body).toBeInstanceOf(Uint8Array);
+    expect((sized.body as Uint8Array).byteLength).toBe(6);
+    expect(sized.failure()).toBeNull();
+  });
+
+  it("streams a large declared-length body with its length known", async () => {
+    const size = 256 * 1024 + 1;
+    const sized = await sizedBody(putRequest(new Uint8Array(size)), 1024 * 1024, "x");
+    expect(sized.length).toBe(size);
     expect(sized.body).toBeInstanceOf(ReadableStream);
-    expect((await new Response(sized.body).arrayBuffer()).byteLength).toBe(6);
+    expect((await new Response(sized.body).arrayBuffer()).byteLength).toBe(size);
     expect(sized.failure()).toBeNull();
   });
 
