@@ -10,6 +10,7 @@ import { payloadTooLarge, unavailable } from "../lib/errors";
 import type { ObjectEntry, Precondition, WriteOutcome } from "./object-types";
 import { tombstoneEntries, upsertEntry } from "./object-index";
 import { writeTouchIntervalMs } from "./usage";
+import { indexDbFor } from "../shards/mesh-index-db";
 
 export function controlEntry(record: ControlRecord): ObjectEntry {
   return {
@@ -52,7 +53,7 @@ export async function putControlObject(
   if (!result.ok) throw refusalToError(result);
   const entry = controlEntry(result.record);
   try {
-    await upsertEntry(env.DB, meshId, entry, writeTouchIntervalMs(config));
+    await upsertEntry(indexDbFor(env, meshId), meshId, entry, writeTouchIntervalMs(config));
   } catch (err) {
     throw indexFailure(meshId, err);
   }
@@ -84,7 +85,7 @@ export async function deleteControlObjects(
   if (!result.ok) throw refusalToError(result);
   if (result.deleted.length > 0) {
     try {
-      await tombstoneEntries(env.DB, meshId, result.deleted.map((r) => r.path), result.at, result.version);
+      await tombstoneEntries(indexDbFor(env, meshId), meshId, result.deleted.map((r) => r.path), result.at, result.version);
     } catch (err) {
       throw indexFailure(meshId, err);
     }

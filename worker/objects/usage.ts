@@ -3,6 +3,7 @@
 // (mesh_hourly) for the dashboard's chart.
 import type { Env } from "../env";
 import type { Config } from "../lib/config";
+import { indexDbFor } from "../shards/mesh-index-db";
 
 export const HOUR_MS = 3_600_000;
 
@@ -148,7 +149,7 @@ export function touchRead(env: Env, ctx: ExecutionContext, meshId: string, now =
   if (last !== undefined && now - last < READ_TOUCH_INTERVAL_MS) return;
   if (lastReadTouch.size >= MAX_TRACKED_MESHES) lastReadTouch.clear();
   lastReadTouch.set(meshId, now);
-  const write = env.DB.prepare(
+  const write = indexDbFor(env, meshId).prepare(
     `INSERT INTO mesh_usage (mesh, last_read_at) VALUES (?1, ?2)
      ON CONFLICT (mesh) DO UPDATE SET last_read_at = max(coalesce(mesh_usage.last_read_at, 0), excluded.last_read_at)`,
   )
