@@ -35,6 +35,8 @@ import { ControlStore } from "./control-store";
 import { SnapshotLedger } from "./snapshot-ledger";
 import { PushHub, closeQuietly } from "./push";
 import { SocketGuard } from "./socket-guard";
+import { moveMeshIndex, type MoveResult } from "../worker/operations/shard-move";
+import type { ShardEnv } from "../worker/shards/shard-bindings";
 
 /** Meta key of the running import's claim (see claimImport). */
 const IMPORT_CLAIM = "import_claim";
@@ -50,6 +52,8 @@ export class MeshHub extends DurableObject<ConfigVars> {
   readonly #push: PushHub;
   readonly #guard: SocketGuard;
   #mesh: string | null = null;
+  /** Set while this hub moves its mesh's index (one move per mesh at a time). */
+  #movingIndex = false;
 
   constructor(ctx: DurableObjectState, env: ConfigVars) {
     super(ctx, env);
@@ -322,6 +326,21 @@ export class MeshHub extends DurableObject<ConfigVars> {
   }
 
   /** Deletes every bit of hub state and closes the mesh's sockets (4403: the mesh is gone). */
+  /**
+   * Moves the mesh's index rows to shard `to` (worker/operations/shard-move.ts). Running it here
+   * makes the hub the one place a mesh's move runs: a second request while one runs is refused.
+   */
+  async moveIndex(mesh: string, to: number): Promise<MoveResult> {
+    if (this.#movingIndex) return { ok: false, status: 409, message: `A move of ${mesh} is already running.` };
+    this.#movingIndex = true;
+    try {
+      // The hub's env carries every binding of the Worker; ConfigVars only names what it reads.
+      return await moveMeshIndex(this.env as unknown as ShardEnv, mesh, to);
+    } finally {
+      this.#movingIndex = false;
+    }
+  }
+
   async wipe(): Promise<HubWipe> {
     const { controlObjects } = this.#control.stats();
     const snapshots = this.#snapshots.count();
