@@ -33,6 +33,11 @@ export function cachedShard(meshId: string): number | undefined {
   return placements.get(meshId);
 }
 
+/** Records a placement in this isolate's cache (tests use it to play a stale isolate). */
+export function notePlacement(meshId: string, shard: number): void {
+  remember(meshId, shard);
+}
+
 function remember(meshId: string, shard: number): void {
   if (placements.size >= MAX_CACHED_PLACEMENTS && !placements.has(meshId)) placements.clear();
   placements.set(meshId, shard);
