@@ -4,6 +4,7 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { adminEnv, asAdmin, call, putFile, uniqueMesh } from "./admin-support";
+import { meshDb } from "./io-support";
 
 const target = adminEnv();
 const HOUR = 3_600_000;
@@ -19,14 +20,14 @@ async function activity(mesh: string, query = ""): Promise<Activity> {
 const sum = (a: Activity, key: "writes" | "bytes") => a.buckets.reduce((n, b) => n + b[key], 0);
 
 async function counterRows(mesh: string): Promise<{ hour: number; writes: number; bytes: number }[]> {
-  const { results } = await env.DB.prepare(`SELECT hour, writes, bytes FROM mesh_hourly WHERE mesh = ?1 ORDER BY hour`)
+  const { results } = await meshDb(mesh).prepare(`SELECT hour, writes, bytes FROM mesh_hourly WHERE mesh = ?1 ORDER BY hour`)
     .bind(mesh)
     .all<{ hour: number; writes: number; bytes: number }>();
   return results;
 }
 
 async function seedCounter(mesh: string, hour: number, writes: number, bytes: number): Promise<void> {
-  await env.DB.prepare(`INSERT INTO mesh_hourly (mesh, hour, writes, bytes) VALUES (?1, ?2, ?3, ?4)`).bind(mesh, hour, writes, bytes).run();
+  await meshDb(mesh).prepare(`INSERT INTO mesh_hourly (mesh, hour, writes, bytes) VALUES (?1, ?2, ?3, ?4)`).bind(mesh, hour, writes, bytes).run();
 }
 
 describe("hourly write counters", () => {

@@ -5,20 +5,21 @@ import { describe, expect, it } from "vitest";
 import type { Env } from "../../worker/env";
 import { putControlObject, readControlObject } from "../../worker/objects/control-objects";
 import { putSnapshot } from "../../worker/objects/snapshots";
+import { indexBinding, indexOverride } from "./io-support";
 
 const newMesh = () => `faults-${crypto.randomUUID()}`;
 const enc = new TextEncoder();
 
 /** The real D1 binding, except that batch() fails (as D1 does when it is unavailable). */
-function failingIndexEnv(): Env {
-  const db = new Proxy(env.DB, {
+async function failingIndexEnv(mesh: string): Promise<Env> {
+  const db = new Proxy((await indexBinding(mesh)).db, {
     get(target, prop, receiver) {
       if (prop === "batch") return () => Promise.reject(new Error("D1_ERROR: injected outage"));
       const value = Reflect.get(target, prop, receiver) as unknown;
       return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
     },
   });
-  return { ...env, DB: db };
+  return { ...env, ...(await indexOverride(mesh, db)) } as Env;
 }
 
 async function listNames(mesh: string, folder: string): Promise<string[]> {
@@ -31,7 +32,7 @@ describe("PUT changes/head.json when the index fails", () => {
   it("answers 503 unavailable, and the identical retry (a no-op in the hub) repairs the index", async () => {
     const mesh = newMesh();
     const body = enc.encode(JSON.stringify({ latestHlc: "000000000000001-0000-a" }));
-    await expect(putControlObject(failingIndexEnv(), mesh, "/R/changes/head.json", "head", body, {})).rejects.toMatchObject({
+    await expect(putControlObject(await failingIndexEnv(mesh), mesh, "/R/changes/head.json", "head", body, {})).rejects.toMatchObject({
       status: 503,
       code: "unavailable",
     });
@@ -46,7 +47,7 @@ describe("PUT mainline/<snapshot> when the index fails", () => {
     const mesh = newMesh();
     const path = "/R/mainline/snapshot-2-server_relay_1.json";
     const req = () => new Request("http://x/", { method: "PUT", body: "snapshot bytes" });
-    await expect(putSnapshot(failingIndexEnv(), mesh, path, req(), {})).rejects.toMatchObject({ status: 503 });
+    await expect(putSnapshot(await failingIndexEnv(mesh), mesh, path, req(), {})).rejects.toMatchObject({ status: 503 });
     const retry = await putSnapshot(env, mesh, path, req(), {});
     expect(retry).toMatchObject({ status: 200, changed: false, entry: { path, cls: "snapshot", size: 14 } });
     expect(await listNames(mesh, "/R/mainline")).toEqual(["snapshot-2-server_relay_1.json"]);
