@@ -3,33 +3,8 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
-/**
- * The workers tests that also run against 4 index shards ("workers-shards"): every per-mesh query
- * goes to the mesh's shard, so these are the ones that read and write the index (README "Tests").
- */
-const SHARDED_TESTS = [
-  "io-files",
-  "io-listings",
-  "io-hub-classes",
-  "io-faults",
-  "io-push",
-  "io-validation",
-  "io-model",
-  "object-index",
-  "control-cas",
-  "control-faults",
-  "faults",
-  "admin-meshes",
-  "admin-mesh-list",
-  "admin-activity",
-  "maintenance",
-  "mesh-archive",
-  "stored-files",
-  "snapshots-chunked",
-  "snapshots-delete",
-  "protocol-fidelity",
-  "index-shards",
-].map((name) => `test/worker/${name}.test.ts`);
+/** Every workers test; "workers-shards" runs them all again against 4 index shards. */
+const WORKERS_TESTS = ["test/lib/**/*.test.ts", "test/worker/**/*.test.ts", "test/durable-objects/**/*.test.ts"];
 
 export default defineConfig(async () => {
   const migrations = await readD1Migrations("./migrations");
@@ -50,7 +25,7 @@ export default defineConfig(async () => {
           ],
           test: {
             name: "workers",
-            include: ["test/lib/**/*.test.ts", "test/worker/**/*.test.ts", "test/durable-objects/**/*.test.ts"],
+            include: WORKERS_TESTS,
             // Needs the four index shards of "workers-shards".
             exclude: ["test/worker/index-shards.test.ts"],
             setupFiles: ["./test/apply-migrations.ts"],
@@ -76,10 +51,31 @@ export default defineConfig(async () => {
           ],
           test: {
             name: "workers-shards",
-            include: SHARDED_TESTS,
+            include: WORKERS_TESTS,
             setupFiles: ["./test/apply-migrations.ts"],
           },
         },
+        // `npm run bench:index` only (bench/index-statements): statement service times on local D1.
+        ...(process.env.MESHBOX_BENCH_INDEX === "1"
+          ? [
+              {
+                plugins: [
+                  cloudflareTest({
+                    wrangler: { configPath: "./wrangler.toml" },
+                    miniflare: {
+                      bindings: { TEST_MIGRATIONS: migrations, LOG_REQUESTS: "0" },
+                      d1Databases: { INDEX_DB_0: "bench-index-0", INDEX_DB_1: "bench-index-1" },
+                    },
+                  }),
+                ],
+                test: {
+                  name: "bench-index",
+                  include: ["bench/index-statements/*.bench.test.ts"],
+                  setupFiles: ["./test/apply-migrations.ts"],
+                },
+              },
+            ]
+          : []),
         {
           test: {
             name: "e2e",
