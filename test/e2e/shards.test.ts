@@ -34,7 +34,7 @@ migrations_dir = "${path.join(root, "migrations")}"
 `,
   ).join("");
   // [vars] ends the top level's tables; bindings must come before it in TOML, so put them first.
-  const at = absolute.indexOf("[vars]");
+  const at = absolute.search(/^\[vars\]/m);
   return `${absolute.slice(0, at)}${shards}\n${absolute.slice(at)}`;
 }
 
