@@ -52,6 +52,8 @@ export default defineConfig(async () => {
           test: {
             name: "workers-shards",
             include: WORKERS_TESTS,
+            // Asserts the layout without shards.
+            exclude: ["test/worker/index-unsharded.test.ts"],
             setupFiles: ["./test/apply-migrations.ts"],
           },
         },

@@ -294,6 +294,32 @@ describe("one shard unavailable", () => {
   });
 });
 
+describe("adding shards to a tenant with meshes in DB (INDEX_LEGACY_SHARD)", () => {
+  it("reads a mesh the directory does not know from the legacy shard, and places it there on its next write", async () => {
+    const mesh = newMesh();
+    const old = changeName(1);
+    const legacy = shardDb(env, 0);
+    // The mesh as it was before shards: rows in the database now bound as shard 0, no directory row.
+    await legacy.batch([
+      legacy
+        .prepare(
+          `INSERT INTO objects (mesh, path, parent, name, size, etag, modified_at, class, location, version, deleted_at)
+           VALUES (?1, ?2, '/MyApp/changes', ?3, 2, '"e"', 1, 'change', 'r2', 0, NULL)`,
+        )
+        .bind(mesh, `${ROOT}/changes/${old}`, old),
+      legacy.prepare(`INSERT INTO indexed_folders (mesh, folder, indexed_at) VALUES (?1, '/', 1)`).bind(mesh),
+      legacy.prepare(`INSERT INTO mesh_usage (mesh, last_write_at) VALUES (?1, 1)`).bind(mesh),
+    ]);
+    const target = adminEnv({ INDEX_LEGACY_SHARD: "0" });
+    clearPlacementCache();
+    expect((await listChanges(mesh, target)).names).toEqual([old]);
+    expect((await putChange(mesh, changeName(2), target)).status).toBe(201);
+    expect(await shardOf(mesh)).toBe(0);
+    expect((await listChanges(mesh, target)).names).toHaveLength(2);
+    for (const s of [1, 2, 3]) expect(await rowsIn(s, mesh)).toBe(0);
+  });
+});
+
 describe("admin shard routes", () => {
   it("report every shard's meshes and objects, and plan a rebalance without moving on a dry run", async () => {
     await writtenMesh();
