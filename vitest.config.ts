@@ -3,6 +3,9 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 
+/** Every workers test; "workers-shards" runs them all again against 4 index shards. */
+const WORKERS_TESTS = ["test/lib/**/*.test.ts", "test/worker/**/*.test.ts", "test/durable-objects/**/*.test.ts"];
+
 export default defineConfig(async () => {
   const migrations = await readD1Migrations("./migrations");
   return {
@@ -22,10 +25,59 @@ export default defineConfig(async () => {
           ],
           test: {
             name: "workers",
-            include: ["test/lib/**/*.test.ts", "test/worker/**/*.test.ts", "test/durable-objects/**/*.test.ts"],
+            include: WORKERS_TESTS,
+            // Needs the four index shards of "workers-shards".
+            exclude: ["test/worker/index-shards.test.ts"],
             setupFiles: ["./test/apply-migrations.ts"],
           },
         },
+        {
+          plugins: [
+            cloudflareTest({
+              wrangler: { configPath: "./wrangler.toml" },
+              miniflare: {
+                bindings: { TEST_MIGRATIONS: migrations, LOG_REQUESTS: "0" },
+                // Four local index shards besides DB (which keeps the directory and auth state).
+                d1Databases: {
+                  LEGACY_DB: "legacy-db",
+                  INDEX_DB_0: "index-db-0",
+                  INDEX_DB_1: "index-db-1",
+                  INDEX_DB_2: "index-db-2",
+                  INDEX_DB_3: "index-db-3",
+                },
+                r2Buckets: { LEGACY_FILES: "legacy-files" },
+              },
+            }),
+          ],
+          test: {
+            name: "workers-shards",
+            include: WORKERS_TESTS,
+            // Asserts the layout without shards.
+            exclude: ["test/worker/index-unsharded.test.ts"],
+            setupFiles: ["./test/apply-migrations.ts"],
+          },
+        },
+        // `npm run bench:index` only (bench/index-statements): statement service times on local D1.
+        ...(process.env.MESHBOX_BENCH_INDEX === "1"
+          ? [
+              {
+                plugins: [
+                  cloudflareTest({
+                    wrangler: { configPath: "./wrangler.toml" },
+                    miniflare: {
+                      bindings: { TEST_MIGRATIONS: migrations, LOG_REQUESTS: "0" },
+                      d1Databases: { INDEX_DB_0: "bench-index-0", INDEX_DB_1: "bench-index-1" },
+                    },
+                  }),
+                ],
+                test: {
+                  name: "bench-index",
+                  include: ["bench/index-statements/*.bench.test.ts"],
+                  setupFiles: ["./test/apply-migrations.ts"],
+                },
+              },
+            ]
+          : []),
         {
           test: {
             name: "e2e",

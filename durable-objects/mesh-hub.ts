@@ -38,6 +38,9 @@ import { PushHub, closeQuietly } from "./push";
 import { SocketGuard } from "./socket-guard";
 import { ActivityLedger } from "./activity";
 import { hubActivityStatements } from "../worker/objects/usage";
+import { moveMeshIndex, type MoveResult } from "../worker/operations/shard-move";
+import type { ShardEnv } from "../worker/shards/shard-bindings";
+import { indexDbFor } from "../worker/shards/mesh-index-db";
 
 /** Meta key of the running import's claim (see claimImport). */
 const IMPORT_CLAIM = "import_claim";
@@ -47,8 +50,8 @@ async function sha256Hex(bytes: Uint8Array): Promise<string> {
   return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** The hub's bindings: configuration vars, and D1 for the copy of its write counters. */
-export type HubEnv = ConfigVars & { DB?: D1Database };
+/** The hub's bindings: configuration vars, and the index databases (its counters' copy, index moves). */
+export type HubEnv = ConfigVars & ShardEnv;
 
 export class MeshHub extends DurableObject<HubEnv> {
   readonly #snapshots: SnapshotLedger;
@@ -57,6 +60,8 @@ export class MeshHub extends DurableObject<HubEnv> {
   readonly #push: PushHub;
   readonly #guard: SocketGuard;
   #mesh: string | null = null;
+  /** Set while this hub moves its mesh's index (one move per mesh at a time). */
+  #movingIndex = false;
 
   constructor(ctx: DurableObjectState, env: HubEnv) {
     super(ctx, env);
@@ -198,9 +203,9 @@ export class MeshHub extends DurableObject<HubEnv> {
   /** Copies the counters to D1 when due; a failure is logged and retried a minute later. */
   async #flushActivity(now: number): Promise<void> {
     const due = this.#activity.dueAt();
-    const db = this.env.DB;
-    if (due === null || due > now || db === undefined || this.#mesh === null) return;
+    if (due === null || due > now || this.#mesh === null) return;
     const mesh = this.#mesh;
+    const db = indexDbFor(this.env, mesh);
     try {
       await this.#activity.flush(async (rows, lastWriteAt) => {
         const { controlBytes } = this.#control.stats();
@@ -360,6 +365,20 @@ export class MeshHub extends DurableObject<HubEnv> {
       }
       return installed;
     });
+  }
+
+  /**
+   * Moves the mesh's index rows to shard `to` (worker/operations/shard-move.ts). Running it here
+   * makes the hub the one place a mesh's move runs: a second request while one runs is refused.
+   */
+  async moveIndex(mesh: string, to: number): Promise<MoveResult> {
+    if (this.#movingIndex) return { ok: false, status: 409, message: `A move of ${mesh} is already running.` };
+    this.#movingIndex = true;
+    try {
+      return await moveMeshIndex(this.env, mesh, to);
+    } finally {
+      this.#movingIndex = false;
+    }
   }
 
   /** Deletes every bit of hub state and closes the mesh's sockets (4403: the mesh is gone). */

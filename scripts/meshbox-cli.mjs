@@ -18,6 +18,7 @@ export const GROUPS = {
   "mesh-id": () => import("./cli/mesh-id.mjs"),
   "migrate-upstream": () => import("./cli/migrate-upstream.mjs"),
   grants: () => import("./cli/grants.mjs"),
+  shards: () => import("./cli/shards.mjs"),
   init: () => import("./cli/init.mjs"),
   tenant: () => import("./cli/tenant.mjs"),
 };

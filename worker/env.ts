@@ -1,9 +1,17 @@
 // The Worker's bindings and configuration, typed once (hand-written; no `wrangler types` output).
 import type { MeshHub } from "../durable-objects/mesh-hub";
+import type { IndexShardBinding } from "./shards/shard-bindings";
 
 export interface Env {
   BUCKET: R2Bucket;
   DB: D1Database;
+  /**
+   * Index shards (README "Index shards"): the per-mesh tables spread over INDEX_DB_0 .. INDEX_DB_<N-1>.
+   * None bound: DB holds them (N = 1).
+   */
+  [binding: IndexShardBinding]: D1Database | undefined;
+  /** The shard that held every mesh before shards were added; meshes absent from the directory are read there. */
+  INDEX_LEGACY_SHARD?: string;
   MESH_HUB: DurableObjectNamespace<MeshHub>;
   /** The upstream runtime's database and bucket, bound only for `migrate-upstream` (README "Moving in"). */
   LEGACY_DB?: D1Database;

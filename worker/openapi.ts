@@ -73,6 +73,20 @@ const OPS: Record<string, Partial<Record<Method, Op>>> = {
   "/admin/ui": { get: { summary: "The admin dashboard page (signs in with the admin token)", auth: "none", produces: "html" } },
   "/admin/ui/app.js": { get: { summary: "The admin dashboard's script", auth: "none", produces: "js" } },
   "/admin/ui/app.css": { get: { summary: "The admin dashboard's styles", auth: "none", produces: "css" } },
+  "/admin/shards": {
+    get: { summary: "Index shards: meshes and objects per shard, availability, moves in flight", auth: "admin" },
+  },
+  "/admin/shards/move": {
+    post: {
+      summary: "Move a mesh's index to another shard online ({ mesh, shard })",
+      auth: "admin",
+      body: "json",
+      statuses: { "400": "Bad shard, or the index is not sharded", "404": "Mesh not placed", "409": "Already there, or a move in progress" },
+    },
+  },
+  "/admin/shards/rebalance": {
+    post: { summary: "Plan (dryRun) or run moves from the fullest to the emptiest shard until within one mesh", auth: "admin", body: "json" },
+  },
   "/admin/recovery": { get: { summary: "Recovery wrappers against their quota and expiry", auth: "admin" } },
   "/admin/migrate-upstream": {
     post: { summary: "Move meshes in from bound upstream-runtime resources (LEGACY_DB, LEGACY_FILES), a page per call", auth: "admin", body: "json", statuses: { "503": "Legacy bindings not configured" } },

@@ -15,6 +15,7 @@ import * as recovery from "./routes/recovery";
 import * as authRoutes from "./routes/auth";
 import * as admin from "./routes/admin";
 import * as adminGrants from "./routes/admin-grants";
+import * as adminShards from "./routes/admin-shards";
 import * as dashboard from "./routes/dashboard";
 
 const read = requireAccess("read");
@@ -104,6 +105,9 @@ export function buildRouter(base: string) {
   r.delete("/admin/grants/:id", requireAdmin, adminGrants.revokeGrant);
   r.get("/admin/recovery", requireAdmin, admin.recoveryStats);
   r.get("/admin/meshes/:mesh/activity", requireAdmin, withMesh, admin.meshActivity);
+  r.get("/admin/shards", requireAdmin, adminShards.shardStatus);
+  r.post("/admin/shards/move", requireAdmin, adminShards.moveMesh);
+  r.post("/admin/shards/rebalance", requireAdmin, adminShards.rebalance);
   // The dashboard's static page and assets carry no data: no token (the page asks for it).
   r.get("/admin/ui", dashboard.page);
   r.get("/admin/ui/app.js", dashboard.script);
@@ -122,6 +126,9 @@ export function buildRouter(base: string) {
   r.all("/admin/mesh-ids", only("POST"));
   r.all("/admin/migrate-upstream", only("POST"));
   r.all("/admin/grants", only("GET", "POST"));
+  r.all("/admin/shards", only("GET"));
+  r.all("/admin/shards/move", only("POST"));
+  r.all("/admin/shards/rebalance", only("POST"));
   r.all("/admin/grants/:id", only("DELETE"));
   r.all("/admin/recovery", only("GET"));
   r.all("/admin/meshes/:mesh/activity", only("GET"));

@@ -4,6 +4,7 @@
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { adminEnv, asAdmin, call, putFile, uniqueMesh } from "./admin-support";
+import { meshDb } from "./io-support";
 
 const target = adminEnv();
 const HOUR = 3_600_000;
@@ -19,7 +20,7 @@ async function activity(mesh: string, query = ""): Promise<Activity> {
 const sum = (a: Activity, key: "writes" | "bytes") => a.buckets.reduce((n, b) => n + b[key], 0);
 
 async function counterRows(mesh: string): Promise<{ hour: number; writes: number; bytes: number }[]> {
-  const { results } = await env.DB.prepare(`SELECT hour, writes, bytes FROM mesh_hourly WHERE mesh = ?1 ORDER BY hour`)
+  const { results } = await meshDb(mesh).prepare(`SELECT hour, writes, bytes FROM mesh_hourly WHERE mesh = ?1 ORDER BY hour`)
     .bind(mesh)
     .all<{ hour: number; writes: number; bytes: number }>();
   return results;
@@ -27,7 +28,7 @@ async function counterRows(mesh: string): Promise<{ hour: number; writes: number
 
 /** D1's copy of the hub's counts (hub_writes, hub_bytes) plus D1's own increments (stored files). */
 async function copiedRows(mesh: string): Promise<{ hour: number; writes: number; bytes: number }[]> {
-  const { results } = await env.DB.prepare(
+  const { results } = await meshDb(mesh).prepare(
     `SELECT hour, writes + hub_writes AS writes, bytes + hub_bytes AS bytes FROM mesh_hourly WHERE mesh = ?1 ORDER BY hour`,
   )
     .bind(mesh)
@@ -45,7 +46,7 @@ async function runHubCopy(mesh: string): Promise<void> {
 }
 
 async function seedCounter(mesh: string, hour: number, writes: number, bytes: number): Promise<void> {
-  await env.DB.prepare(`INSERT INTO mesh_hourly (mesh, hour, writes, bytes) VALUES (?1, ?2, ?3, ?4)`).bind(mesh, hour, writes, bytes).run();
+  await meshDb(mesh).prepare(`INSERT INTO mesh_hourly (mesh, hour, writes, bytes) VALUES (?1, ?2, ?3, ?4)`).bind(mesh, hour, writes, bytes).run();
 }
 
 describe("hourly write counters", () => {
@@ -70,7 +71,7 @@ describe("hourly write counters", () => {
     for (let i = 0; i < 3; i++) expect((await putFile(target, mesh, `/App/c${i}.bin`, "abc")).status).toBe(201);
     await runHubCopy(mesh);
     expect((await copiedRows(mesh)).map((r) => [r.writes, r.bytes])).toEqual([[3, 9]]);
-    const usage = await env.DB.prepare(`SELECT last_write_at FROM mesh_usage WHERE mesh = ?1`).bind(mesh).first<{ last_write_at: number }>();
+    const usage = await meshDb(mesh).prepare(`SELECT last_write_at FROM mesh_usage WHERE mesh = ?1`).bind(mesh).first<{ last_write_at: number }>();
     expect(usage?.last_write_at).toBeGreaterThan(Date.now() - 60_000);
     // A write after the copy is copied by the next one; copies of unchanged hours change nothing.
     expect((await putFile(target, mesh, "/App/c3.bin", "abcd")).status).toBe(201);

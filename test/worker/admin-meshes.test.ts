@@ -2,6 +2,7 @@ import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { reconcileMesh as reconcileIndex } from "../../worker/operations/reconcile";
 import { adminEnv, asAdmin, bootstrapRoot, call, changeName, listFiles, putFile, uniqueMesh } from "./admin-support";
+import { meshDb } from "./io-support";
 
 const target = adminEnv();
 
@@ -53,7 +54,7 @@ describe("GET /sync/admin/meshes/:mesh", () => {
     await putStored(mesh, "/App/files/photo", "0123456789");
 
     const s = await stats(mesh);
-    const indexed = await env.DB.prepare(
+    const indexed = await meshDb(mesh).prepare(
       "SELECT count(*) AS n, sum(size) AS b FROM objects WHERE mesh = ? AND deleted_at IS NULL",
     )
       .bind(mesh)
@@ -96,7 +97,7 @@ describe("DELETE /sync/admin/meshes/:mesh", () => {
     expect(await r2Keys(`m/${mesh}/`)).toEqual([]);
     expect(await r2Keys(`f/${mesh}/`)).toEqual([]);
     for (const table of ["objects", "indexed_folders", "stored_files", "mesh_usage"]) {
-      const row = await env.DB.prepare(`SELECT count(*) AS n FROM ${table} WHERE mesh = ?`).bind(mesh).first<{ n: number }>();
+      const row = await meshDb(mesh).prepare(`SELECT count(*) AS n FROM ${table} WHERE mesh = ?`).bind(mesh).first<{ n: number }>();
       expect(row?.n, table).toBe(0);
     }
     // Wiped means gone: the admin API no longer knows the mesh.
@@ -182,7 +183,7 @@ describe("POST /sync/admin/meshes/:mesh/reconcile", () => {
       customMetadata: { path: unindexed, class: "change", modified: String(Date.now()) },
     });
     await env.BUCKET.delete(`m/${mesh}${vanished}`);
-    await env.DB.prepare("UPDATE objects SET size = 999, etag = '\"stale\"' WHERE mesh = ? AND path = ?").bind(mesh, drifted).run();
+    await meshDb(mesh).prepare("UPDATE objects SET size = 999, etag = '\"stale\"' WHERE mesh = ? AND path = ?").bind(mesh, drifted).run();
 
     const report = await reconcile(mesh);
     expect(report).toEqual({
@@ -211,7 +212,7 @@ describe("POST /sync/admin/meshes/:mesh/reconcile", () => {
   it("drops index rows left from when control objects were indexed, which no read ever served", async () => {
     const mesh = uniqueMesh();
     await bootstrapRoot(target, mesh, "/App");
-    await env.DB.prepare(
+    await meshDb(mesh).prepare(
       `INSERT INTO objects (mesh, path, parent, name, size, etag, modified_at, class, location, version, deleted_at)
        VALUES (?, '/App/devices/ghost.json', '/App/devices', 'ghost.json', 3, '"g"', 1, 'device', 'hub', 1, NULL)`,
     )
@@ -222,7 +223,7 @@ describe("POST /sync/admin/meshes/:mesh/reconcile", () => {
     const folders = await call(target, `/io/${mesh}/list-folders`, { method: "POST", body: JSON.stringify({ path: "/App" }) });
     expect(((await folders.json()) as { folders: string[] }).folders).not.toContain("devices");
     expect(await reconcile(mesh)).toMatchObject({ added: 0, tombstoned: 0, fixed: 1 });
-    const left = await env.DB.prepare(`SELECT count(*) AS n FROM objects WHERE mesh = ? AND location = 'hub'`).bind(mesh).first<{ n: number }>();
+    const left = await meshDb(mesh).prepare(`SELECT count(*) AS n FROM objects WHERE mesh = ? AND location = 'hub'`).bind(mesh).first<{ n: number }>();
     expect(left?.n).toBe(0);
   });
 
@@ -250,7 +251,7 @@ describe("POST /sync/admin/meshes/:mesh/reconcile", () => {
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ scanned: { r2: 1 }, added: 1, complete: true, resumeAfter: null });
     // D1 directly: a listing would read-through-fill the unindexed folder from R2.
-    const rows = await env.DB.prepare("SELECT path FROM objects WHERE mesh = ?").bind(mesh).all<{ path: string }>();
+    const rows = await meshDb(mesh).prepare("SELECT path FROM objects WHERE mesh = ?").bind(mesh).all<{ path: string }>();
     expect(rows.results.map((r) => r.path)).toEqual([late]);
   });
 
@@ -287,7 +288,7 @@ describe("POST /sync/admin/meshes/:mesh/reconcile", () => {
     }
     expect(resumeAfter).toBeNull();
     expect(added).toBe(1001);
-    const rows = await env.DB.prepare("SELECT count(*) AS n FROM objects WHERE mesh = ? AND deleted_at IS NULL").bind(mesh).first<{ n: number }>();
+    const rows = await meshDb(mesh).prepare("SELECT count(*) AS n FROM objects WHERE mesh = ? AND deleted_at IS NULL").bind(mesh).first<{ n: number }>();
     expect(rows?.n).toBe(1001);
   });
 
@@ -310,7 +311,7 @@ describe("POST /sync/admin/meshes/:mesh/reconcile", () => {
     // The deleted ones stay listed through the listing window, but as tombstones.
     expect(names).toEqual([...fresh, ...doomed].map((p) => p.slice("/App/changes/".length)).sort());
     for (const path of doomed) {
-      const row = await env.DB.prepare("SELECT deleted_at FROM objects WHERE mesh = ? AND path = ?").bind(mesh, path).first<{ deleted_at: number | null }>();
+      const row = await meshDb(mesh).prepare("SELECT deleted_at FROM objects WHERE mesh = ? AND path = ?").bind(mesh, path).first<{ deleted_at: number | null }>();
       expect(row?.deleted_at).not.toBeNull();
     }
     expect(await reconcile(mesh)).toMatchObject({ added: 0, tombstoned: 0, fixed: 0, complete: true });
@@ -318,11 +319,11 @@ describe("POST /sync/admin/meshes/:mesh/reconcile", () => {
 
   it("stops at its HEAD budget before tombstoning more, and the next run finishes", async () => {
     const mesh = uniqueMesh();
-    const insert = env.DB.prepare(
+    const insert = meshDb(mesh).prepare(
       `INSERT INTO objects (mesh, path, parent, name, size, etag, modified_at, class, location, version, deleted_at)
        VALUES (?, ?, '/App', ?, 1, '"x"', 1, 'other', 'r2', 0, NULL)`,
     );
-    await env.DB.batch(["g1", "g2", "g3"].map((name) => insert.bind(mesh, `/App/${name}`, name)));
+    await meshDb(mesh).batch(["g1", "g2", "g3"].map((name) => insert.bind(mesh, `/App/${name}`, name)));
     const first = await reconcileIndex(target, mesh, { deadline: Date.now() + 60_000, maxPages: 10, maxHeads: 2 });
     expect(first).toMatchObject({ scanned: { heads: 2 }, tombstoned: 2, complete: false, resumeAfter: "" });
     const second = await reconcileIndex(target, mesh, { deadline: Date.now() + 60_000, maxPages: 10, maxHeads: 2 });

@@ -6,20 +6,21 @@ import { describe, expect, it } from "vitest";
 import type { Env } from "../../worker/env";
 import { putControlObject, readControlObject } from "../../worker/objects/control-objects";
 import { putSnapshot } from "../../worker/objects/snapshots";
+import { indexBinding, indexOverride } from "./io-support";
 
 const newMesh = () => `faults-${crypto.randomUUID()}`;
 const enc = new TextEncoder();
 
 /** The real D1 binding, except that batch() fails (as D1 does when it is unavailable). */
-function failingIndexEnv(): Env {
-  const db = new Proxy(env.DB, {
+async function failingIndexEnv(mesh: string): Promise<Env> {
+  const db = new Proxy((await indexBinding(mesh)).db, {
     get(target, prop, receiver) {
       if (prop === "batch") return () => Promise.reject(new Error("D1_ERROR: injected outage"));
       const value = Reflect.get(target, prop, receiver) as unknown;
       return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
     },
   });
-  return { ...env, DB: db };
+  return { ...env, ...(await indexOverride(mesh, db)) } as Env;
 }
 
 async function listNames(mesh: string, folder: string): Promise<string[]> {
@@ -28,14 +29,15 @@ async function listNames(mesh: string, folder: string): Promise<string[]> {
   return files.map((f) => f.name);
 }
 
-/** The real env with a D1 binding that throws on any use: proves a path never touches D1. */
+/** The real env with every D1 binding (DB and any index shard) throwing on use: proves a path never touches D1. */
 function unusableIndexEnv(): Env {
-  const db = new Proxy(env.DB, {
+  const unusable = new Proxy(env.DB, {
     get() {
       throw new Error("D1 was used");
     },
   });
-  return { ...env, DB: db };
+  const bindings = Object.keys(env).filter((k) => k === "DB" || k.startsWith("INDEX_DB_"));
+  return { ...env, ...Object.fromEntries(bindings.map((k) => [k, unusable])) } as Env;
 }
 
 describe("PUT changes/head.json while D1 is unavailable", () => {
@@ -55,7 +57,7 @@ describe("PUT mainline/<snapshot> when the index fails", () => {
     const mesh = newMesh();
     const path = "/R/mainline/snapshot-2-server_relay_1.json";
     const req = () => new Request("http://x/", { method: "PUT", body: "snapshot bytes" });
-    await expect(putSnapshot(failingIndexEnv(), mesh, path, req(), {})).rejects.toMatchObject({ status: 503 });
+    await expect(putSnapshot(await failingIndexEnv(mesh), mesh, path, req(), {})).rejects.toMatchObject({ status: 503 });
     const retry = await putSnapshot(env, mesh, path, req(), {});
     expect(retry).toMatchObject({ status: 200, changed: false, entry: { path, cls: "snapshot", size: 14 } });
     expect(await listNames(mesh, "/R/mainline")).toEqual(["snapshot-2-server_relay_1.json"]);

@@ -14,6 +14,7 @@ import {
 import { describe, expect, it } from "vitest";
 import worker from "../../worker/index";
 import type { Env } from "../../worker/env";
+import { indexBinding, indexOverride } from "./io-support";
 
 const ORIGIN = "http://meshbox.test/sync";
 const ROOT = "/MyApp";
@@ -342,8 +343,8 @@ describe("PUT /sync/io/<mesh>/file when the D1 index update fails", () => {
     const mesh = newMesh();
     const path = changePath();
     const body = sealedChange();
-    const { binding, fault } = failingOnce(env.DB, "batch", 1, "before");
-    const first = await callWith(envWith({ DB: binding }), put(mesh, path, body));
+    const { binding, fault } = failingOnce((await indexBinding(mesh)).db, "batch", 1, "before");
+    const first = await callWith(envWith(await indexOverride(mesh, binding)), put(mesh, path, body));
     expect(fault.fired).toBe(1);
     expect(first.status).toBeGreaterThanOrEqual(500);
     expect(first.status).toBe(503);
@@ -356,8 +357,8 @@ describe("PUT /sync/io/<mesh>/file when the D1 index update fails", () => {
     const mesh = newMesh();
     const path = `${ROOT}/changes/head.json`;
     const head = JSON.stringify({ latestHlc: `${String(Date.now()).padStart(15, "0")}-0000-dev_fault` });
-    const { binding, fault } = failingOnce(env.DB, "batch", 1, "before");
-    const first = await callWith(envWith({ DB: binding }), put(mesh, path, head));
+    const { binding, fault } = failingOnce((await indexBinding(mesh)).db, "batch", 1, "before");
+    const first = await callWith(envWith(await indexOverride(mesh, binding)), put(mesh, path, head));
     expect(fault.fired).toBe(0);
     expect(first.status).toBe(201);
     await expectConsistent(mesh, path);
@@ -369,8 +370,8 @@ describe("PUT /sync/io/<mesh>/file when the D1 index update fails", () => {
     const mesh = newMesh();
     await bootstrap(mesh);
     expect(await selfPut(mesh, `${ROOT}/manifest-2.json`, generationBody(mesh, 1, null))).toBe(201);
-    const { binding, fault } = failingOnce(env.DB, "batch", 1, "before");
-    const first = await callWith(envWith({ DB: binding }), put(mesh, `${ROOT}/manifest.json`, pointer(2)));
+    const { binding, fault } = failingOnce((await indexBinding(mesh)).db, "batch", 1, "before");
+    const first = await callWith(envWith(await indexOverride(mesh, binding)), put(mesh, `${ROOT}/manifest.json`, pointer(2)));
     expect(fault.fired).toBe(0);
     expect(first.status).toBe(204);
     expect(await selfPut(mesh, `${ROOT}/manifest.json`, pointer(2))).toBe(200);
@@ -395,8 +396,8 @@ describe("PUT /sync/io/<mesh>/stored-file when D1 or R2 fails", () => {
       const mesh = newMesh();
       const path = `${ROOT}/files/${crypto.randomUUID()}.png`;
       const url = `${ORIGIN}/io/${mesh}/stored-file?path=${encodeURIComponent(path)}`;
-      const { binding: faulty, fault } = failingOnce(binding === "DB" ? env.DB : env.BUCKET, method, 1, when);
-      const first = await callWith(envWith({ [binding]: faulty } as Partial<Env>), new Request(url, { method: "PUT", body: "bytes", headers }));
+      const { binding: faulty, fault } = failingOnce(binding === "DB" ? (await indexBinding(mesh)).db : env.BUCKET, method, 1, when);
+      const first = await callWith(envWith(binding === "DB" ? await indexOverride(mesh, faulty as D1Database) : ({ [binding]: faulty } as Partial<Env>)), new Request(url, { method: "PUT", body: "bytes", headers }));
       expect(fault.fired).toBe(1);
       const outcome = expectRefusedOrAcknowledged(first.status);
       expect(first.status).not.toBe(500);
@@ -423,8 +424,8 @@ describe("PUT /sync/io/<mesh>/file with the Nth D1 call of the request failing",
       expect(await selfPut(mesh, changePath("dev_seed"), sealedChange())).toBe(201);
       const path = changePath();
       const body = sealedChange();
-      const { binding, fault } = failingD1(env.DB, nth);
-      const first = await callWith(envWith({ DB: binding }), put(mesh, path, body));
+      const { binding, fault } = failingD1((await indexBinding(mesh)).db, nth);
+      const first = await callWith(envWith(await indexOverride(mesh, binding)), put(mesh, path, body));
       if (fault.fired === 0) expect(first.status).toBe(201);
       else if (first.status >= 300) expect(first.status).toBe(503);
       const state = await expectConsistent(mesh, path);
@@ -437,8 +438,8 @@ describe("PUT /sync/io/<mesh>/file with the Nth D1 call of the request failing",
       const mesh = newMesh();
       const path = `${ROOT}/changes/head.json`;
       const head = JSON.stringify({ latestHlc: `${String(Date.now()).padStart(15, "0")}-00${String(nth).padStart(2, "0")}-dev_fault` });
-      const { binding, fault } = failingD1(env.DB, nth);
-      const first = await callWith(envWith({ DB: binding }), put(mesh, path, head));
+      const { binding, fault } = failingD1((await indexBinding(mesh)).db, nth);
+      const first = await callWith(envWith(await indexOverride(mesh, binding)), put(mesh, path, head));
       if (fault.fired === 0) expect(first.status).toBe(201);
       else if (first.status >= 300) expect(first.status).toBe(503);
       await expectConsistent(mesh, path);
@@ -510,8 +511,8 @@ describe("reads with the Nth R2 or D1 call failing", () => {
 
       it(`${name} with D1 call ${nth} failing answers the file or 503`, async () => {
         const { mesh, path, body } = await seeded();
-        const { binding, fault } = failingD1(env.DB, nth);
-        const answer = await callWith(envWith({ DB: binding }), request(mesh, path));
+        const { binding, fault } = failingD1((await indexBinding(mesh)).db, nth);
+        const answer = await callWith(envWith(await indexOverride(mesh, binding)), request(mesh, path));
         if (fault.fired === 0 || answer.status === 200) {
           expect(answer.status).toBe(200);
           if (name === "GET file") expect(answer.text).toBe(body);
@@ -531,8 +532,8 @@ describe("PUT /sync/io/<mesh>/stored-file with the Nth D1 call of the request fa
       const mesh = newMesh();
       const path = `${ROOT}/files/${crypto.randomUUID()}.png`;
       const url = `${ORIGIN}/io/${mesh}/stored-file?path=${encodeURIComponent(path)}`;
-      const { binding, fault } = failingD1(env.DB, nth);
-      const first = await callWith(envWith({ DB: binding }), new Request(url, { method: "PUT", body: "bytes", headers }));
+      const { binding, fault } = failingD1((await indexBinding(mesh)).db, nth);
+      const first = await callWith(envWith(await indexOverride(mesh, binding)), new Request(url, { method: "PUT", body: "bytes", headers }));
       if (fault.fired === 0) expect(first.status).toBe(201);
       else if (first.status >= 300) expect(first.status).toBe(503);
       const got = await SELF.fetch(url);
@@ -592,8 +593,8 @@ describe("DELETE /sync/io/<mesh>/file with the Nth R2 or D1 call failing", () =>
         const written = await expectDeleteConsistent(mesh, probe, body, c.isChange);
         expect(written).not.toBeNull();
         const before = Date.now();
-        const faulty = binding === "DB" ? failingD1(env.DB, nth) : failingNthR2Call(env.BUCKET, nth, "before");
-        const first = await callWith(envWith({ [binding]: faulty.binding } as Partial<Env>), new Request(fileUrl(mesh, target), { method: "DELETE" }));
+        const faulty = binding === "DB" ? failingD1((await indexBinding(mesh)).db, nth) : failingNthR2Call(env.BUCKET, nth, "before");
+        const first = await callWith(envWith(binding === "DB" ? await indexOverride(mesh, faulty.binding as D1Database) : ({ [binding]: faulty.binding } as Partial<Env>)), new Request(fileUrl(mesh, target), { method: "DELETE" }));
         if (faulty.fault.fired === 0) expect(first.status).toBe(204);
         else if (first.status >= 300) expect(first.status).toBe(503);
         const state = await expectDeleteConsistent(mesh, probe, body, c.isChange);

@@ -3,7 +3,8 @@ import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:
 import { describe, expect, it } from "vitest";
 import * as files from "../../worker/objects/files";
 import { HttpError } from "../../worker/lib/errors";
-import { changeName, getFile, listNames, newMesh, putFile, r2Keys, textOf } from "./io-support";
+import { changeName, getFile, indexBinding, indexOverride, listNames, newMesh, putFile, r2Keys, textOf } from "./io-support";
+import type { Env } from "../../worker/env";
 
 /** The real D1 binding, except that its next batch() throws. */
 function failingNextBatch(db: D1Database): D1Database {
@@ -23,7 +24,7 @@ function failingNextBatch(db: D1Database): D1Database {
 }
 
 async function putThroughFailingIndex(mesh: string, path: string, body: string): Promise<unknown> {
-  const brokenEnv = { ...env, DB: failingNextBatch(env.DB) };
+  const brokenEnv = { ...env, ...(await indexOverride(mesh, failingNextBatch((await indexBinding(mesh)).db))) } as Env;
   const ctx = createExecutionContext();
   const request = new Request("http://x/", { method: "PUT", body, headers: { "Content-Length": String(body.length) } });
   try {
@@ -73,7 +74,7 @@ describe("DELETE /sync/io/:mesh/file when the index write fails", () => {
     await putFile(mesh, "/App/a", "a");
     expect(await listNames(mesh, "/App")).toEqual(["a"]);
     const ctx = createExecutionContext();
-    const brokenEnv = { ...env, DB: failingNextBatch(env.DB) };
+    const brokenEnv = { ...env, ...(await indexOverride(mesh, failingNextBatch((await indexBinding(mesh)).db))) } as Env;
     const err = await files.deleteTree(brokenEnv, ctx, mesh, "/App/a", {}).catch((e: unknown) => e);
     await waitOnExecutionContext(ctx);
     expect((err as HttpError).status).toBe(503);

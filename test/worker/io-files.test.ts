@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import * as files from "../../worker/objects/files";
 import worker from "../../worker/index";
 import type { Env } from "../../worker/env";
-import { bytes, changeName, textOf, chunked, randomBytes, deleteFile, getFile, indexRows, ioUrl, listNames, newMesh, post, putFile, r2Keys } from "./io-support";
+import { bytes, changeName, textOf, chunked, randomBytes, deleteFile, getFile, indexRows, ioUrl, listNames, newMesh, post, putFile, r2Keys, meshDb } from "./io-support";
 
 describe("GET /sync/io/:mesh/health", () => {
   it("answers 200 with ok and the mesh id", async () => {
@@ -145,7 +145,7 @@ describe("PUT /sync/io/:mesh/file", () => {
     const mesh = newMesh();
     const before = Date.now();
     await putFile(mesh, "/App/a", "a");
-    const row = await env.DB.prepare("SELECT last_write_at FROM mesh_usage WHERE mesh = ?").bind(mesh).first<{ last_write_at: number }>();
+    const row = await meshDb(mesh).prepare("SELECT last_write_at FROM mesh_usage WHERE mesh = ?").bind(mesh).first<{ last_write_at: number }>();
     expect(row!.last_write_at).toBeGreaterThanOrEqual(before);
   });
 
@@ -153,7 +153,7 @@ describe("PUT /sync/io/:mesh/file", () => {
     const mesh = newMesh();
     expect((await putFile(mesh, `/App/changes/${changeName(1)}`, "a")).status).toBe(201);
     const lastWrite = () =>
-      env.DB.prepare("SELECT last_write_at FROM mesh_usage WHERE mesh = ?").bind(mesh).first<{ last_write_at: number }>();
+      meshDb(mesh).prepare("SELECT last_write_at FROM mesh_usage WHERE mesh = ?").bind(mesh).first<{ last_write_at: number }>();
     const first = (await lastWrite())!.last_write_at;
     expect((await putFile(mesh, `/App/changes/${changeName(2)}`, "b")).status).toBe(201);
     expect((await lastWrite())!.last_write_at).toBe(first);
@@ -163,10 +163,10 @@ describe("PUT /sync/io/:mesh/file", () => {
     const mesh = newMesh();
     expect((await putFile(mesh, `/App/changes/${changeName(1)}`, "a")).status).toBe(201);
     const old = Date.now() - 90_000;
-    await env.DB.prepare("UPDATE mesh_usage SET last_write_at = ? WHERE mesh = ?").bind(old, mesh).run();
+    await meshDb(mesh).prepare("UPDATE mesh_usage SET last_write_at = ? WHERE mesh = ?").bind(old, mesh).run();
     const before = Date.now();
     expect((await putFile(mesh, `/App/changes/${changeName(2)}`, "b")).status).toBe(201);
-    const row = await env.DB.prepare("SELECT last_write_at FROM mesh_usage WHERE mesh = ?").bind(mesh).first<{ last_write_at: number }>();
+    const row = await meshDb(mesh).prepare("SELECT last_write_at FROM mesh_usage WHERE mesh = ?").bind(mesh).first<{ last_write_at: number }>();
     expect(row!.last_write_at).toBeGreaterThanOrEqual(before);
   });
 });
@@ -229,7 +229,7 @@ describe("DELETE /sync/io/:mesh/file", () => {
     for (const n of names) expect((await deleteFile(mesh, `/App/changes/${n}`)).status).toBe(204);
     expect((await deleteFile(mesh, "/App/changes/notes.txt")).status).toBe(204);
     expect(await listNames(mesh, "/App/changes")).toEqual([...names].sort());
-    await env.DB.prepare("UPDATE objects SET deleted_at = deleted_at - ? WHERE mesh = ?").bind(10 * 60_000, mesh).run();
+    await meshDb(mesh).prepare("UPDATE objects SET deleted_at = deleted_at - ? WHERE mesh = ?").bind(10 * 60_000, mesh).run();
     expect(await listNames(mesh, "/App/changes")).toEqual([]);
   });
 
@@ -238,14 +238,14 @@ describe("DELETE /sync/io/:mesh/file", () => {
     const path = `/App/changes/${changeName(7)}`;
     await putFile(mesh, path, "still here");
     expect((await deleteFile(mesh, path)).status).toBe(204);
-    const deletedAt = (await env.DB.prepare("SELECT deleted_at FROM objects WHERE mesh = ? AND path = ?").bind(mesh, path).first<{ deleted_at: number }>())!.deleted_at;
+    const deletedAt = (await meshDb(mesh).prepare("SELECT deleted_at FROM objects WHERE mesh = ? AND path = ?").bind(mesh, path).first<{ deleted_at: number }>())!.deleted_at;
     expect(await textOf(await getFile(mesh, path))).toBe("still here");
     const meta = await post(mesh, "metadata", { path });
     expect(meta.status).toBe(200);
     expect(await meta.json()).toMatchObject({ file: { path, size: 10, modifiedTime: new Date(deletedAt).toISOString() } });
     expect((await deleteFile(mesh, path)).status).toBe(404);
     // Past the window but inside the grace: unlisted, no metadata, still readable by exact GET.
-    await env.DB.prepare("UPDATE objects SET deleted_at = deleted_at - ? WHERE mesh = ? AND path = ?").bind(10 * 60_000, mesh, path).run();
+    await meshDb(mesh).prepare("UPDATE objects SET deleted_at = deleted_at - ? WHERE mesh = ? AND path = ?").bind(10 * 60_000, mesh, path).run();
     expect(await listNames(mesh, "/App/changes")).toEqual([]);
     expect((await post(mesh, "metadata", { path })).status).toBe(404);
     expect(await textOf(await getFile(mesh, path))).toBe("still here");
@@ -256,7 +256,7 @@ describe("DELETE /sync/io/:mesh/file", () => {
     const path = `/App/changes/${changeName(10)}`;
     await putFile(mesh, path, "old");
     await deleteFile(mesh, path);
-    await env.DB.prepare("UPDATE objects SET deleted_at = deleted_at - ? WHERE mesh = ? AND path = ?")
+    await meshDb(mesh).prepare("UPDATE objects SET deleted_at = deleted_at - ? WHERE mesh = ? AND path = ?")
       .bind(20 * 60_000 + 1, mesh, path)
       .run();
     expect(await r2Keys(`m/${mesh}/`)).toEqual([`m/${mesh}${path}`]);

@@ -1,7 +1,7 @@
 import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { fillFolder } from "../../worker/objects/object-index";
-import { changeName, deleteFile, ioUrl, listNames, newMesh, post, putFile } from "./io-support";
+import { changeName, deleteFile, ioUrl, listNames, newMesh, post, putFile, meshDb } from "./io-support";
 
 async function seedR2(mesh: string, path: string, body: string, modified = 1_700_000_000_000): Promise<R2Object> {
   return env.BUCKET.put(`m/${mesh}${path}`, body, { customMetadata: { path, class: "other", modified: String(modified) } });
@@ -52,7 +52,7 @@ describe("POST /sync/io/:mesh/list-files", () => {
       files: [{ name: "old.bin", path: "/R/old.bin", size: 3, modifiedTime: new Date(1_700_000_000_123).toISOString(), etag: expect.stringMatching(/^".+"$/) }],
     });
     expect(await listNames(mesh, "/R/changes")).toEqual([name]);
-    const marked = await env.DB.prepare("SELECT folder FROM indexed_folders WHERE mesh = ?").bind(mesh).all();
+    const marked = await meshDb(mesh).prepare("SELECT folder FROM indexed_folders WHERE mesh = ?").bind(mesh).all();
     expect(marked.results).toEqual([{ folder: "/R" }]);
     // Written behind the index's back: an indexed folder is answered from D1 alone.
     await seedR2(mesh, "/R/sneaky.bin", "s");
@@ -148,7 +148,7 @@ describe("list-files JSON built by D1, with the hub's control objects spliced in
       location: "r2" as const,
       version: 0,
     }));
-    await fillFolder(env.DB, mesh, "/T", entries, Date.now());
+    await fillFolder(meshDb(mesh), mesh, "/T", entries, Date.now());
     const res = await post(mesh, "list-files", { path: "/T" });
     const { files } = (await res.json()) as { files: { name: string; modifiedTime: string; size: number; path: string }[] };
     expect(files.map((f) => f.modifiedTime)).toEqual(times.map((t) => new Date(t).toISOString()));

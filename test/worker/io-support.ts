@@ -1,5 +1,9 @@
 // Small factories for the IO route tests: a fresh mesh per test and typed calls to its routes.
 import { env, SELF } from "cloudflare:test";
+import { indexDbFor } from "../../worker/shards/mesh-index-db";
+import { isSharded, shardBinding, shardDb } from "../../worker/shards/shard-bindings";
+import { shardForWrite } from "../../worker/shards/shard-directory";
+import type { Env } from "../../worker/env";
 
 export const ORIGIN = "http://meshbox.test";
 
@@ -64,8 +68,31 @@ export async function r2Keys(prefix: string): Promise<string[]> {
   return listed.objects.map((o) => o.key);
 }
 
+/**
+ * The database holding `mesh`'s per-mesh rows (objects, indexed_folders, stored_files, mesh_usage,
+ * mesh_hourly): DB in the "workers" project, the mesh's index shard in "workers-shards".
+ */
+export function meshDb(mesh: string): D1Database {
+  return indexDbFor(env, mesh);
+}
+
+/**
+ * The real binding that holds `mesh`'s index rows, for fault injection: DB, or (sharded) the
+ * mesh's shard, placing the mesh first so the faulty binding is the one its queries will use.
+ */
+export async function indexBinding(mesh: string): Promise<{ name: string; db: D1Database }> {
+  if (!isSharded(env)) return { name: "DB", db: env.DB };
+  const shard = await shardForWrite(env, mesh);
+  return { name: shardBinding(shard), db: shardDb(env, shard) };
+}
+
+/** The env override that puts `db` (a wrapped index binding) where `mesh`'s index rows are. */
+export async function indexOverride(mesh: string, db: D1Database): Promise<Partial<Env>> {
+  return { [(await indexBinding(mesh)).name]: db } as Partial<Env>;
+}
+
 export async function indexRows(mesh: string): Promise<{ path: string; deleted_at: number | null }[]> {
-  const { results } = await env.DB.prepare("SELECT path, deleted_at FROM objects WHERE mesh = ? ORDER BY path")
+  const { results } = await meshDb(mesh).prepare("SELECT path, deleted_at FROM objects WHERE mesh = ? ORDER BY path")
     .bind(mesh)
     .all<{ path: string; deleted_at: number | null }>();
   return results;

@@ -7,6 +7,7 @@ import { markEvicted } from "../../worker/operations/maintenance";
 import { readEvictionRecord } from "../../worker/objects/eviction";
 import { forgetWriteTouch } from "../../worker/objects/usage";
 import { adminEnv, asAdmin, bootstrapRoot, call, changeName, listFiles, putFile, uniqueMesh } from "./admin-support";
+import { meshDb } from "./io-support";
 
 const DAY = 86_400_000;
 const open = adminEnv();
@@ -31,7 +32,7 @@ async function runCron(target: Env, scheduledTime = Date.now()): Promise<Mainten
 }
 
 async function usage(mesh: string) {
-  return env.DB.prepare("SELECT * FROM mesh_usage WHERE mesh = ?").bind(mesh).first<{
+  return meshDb(mesh).prepare("SELECT * FROM mesh_usage WHERE mesh = ?").bind(mesh).first<{
     last_write_at: number | null;
     evicted_at: number | null;
     evicted_roots: string | null;
@@ -42,7 +43,7 @@ async function usage(mesh: string) {
 /** As if the mesh's last write were `days` old: in D1, and in this isolate's memory of its touches. */
 async function ageMesh(mesh: string, days: number): Promise<number> {
   const at = Date.now() - days * DAY;
-  await env.DB.prepare("UPDATE mesh_usage SET last_write_at = ? WHERE mesh = ?").bind(at, mesh).run();
+  await meshDb(mesh).prepare("UPDATE mesh_usage SET last_write_at = ? WHERE mesh = ?").bind(at, mesh).run();
   forgetWriteTouch(mesh);
   return at;
 }
@@ -90,7 +91,7 @@ describe("scheduled (cron)", () => {
     expect((await putFile(open, mesh, path, "covered")).status).toBe(201);
     expect((await call(open, `/io/${mesh}/file?path=${path}`, { method: "DELETE" })).status).toBe(204);
     expect(await env.BUCKET.head(`m/${mesh}${path}`)).not.toBeNull();
-    await env.DB.prepare("UPDATE objects SET deleted_at = ? WHERE mesh = ? AND path = ?").bind(Date.now() - DAY, mesh, path).run();
+    await meshDb(mesh).prepare("UPDATE objects SET deleted_at = ? WHERE mesh = ? AND path = ?").bind(Date.now() - DAY, mesh, path).run();
 
     const line = await runCron(open);
     expect(line.tombstonesPurged).toBeGreaterThanOrEqual(1);
@@ -140,7 +141,7 @@ describe("scheduled (cron)", () => {
     expect((await env.BUCKET.list({ prefix: `m/${mesh}/` })).objects).toEqual([]);
     expect((await env.BUCKET.list({ prefix: `f/${mesh}/` })).objects).toEqual([]);
     expect((await call(withIdle, `/io/${mesh}/stored-file?path=/App/files/photo`)).status).toBe(404);
-    const rows = await env.DB.prepare("SELECT count(*) AS n FROM objects WHERE mesh = ?").bind(mesh).first<{ n: number }>();
+    const rows = await meshDb(mesh).prepare("SELECT count(*) AS n FROM objects WHERE mesh = ?").bind(mesh).first<{ n: number }>();
     expect(rows?.n).toBe(0);
     expect((await getFile(withIdle, mesh, "/App/manifest.json")).status).toBe(404);
     expect(await usage(mesh)).toMatchObject({
@@ -192,7 +193,7 @@ describe("scheduled (cron)", () => {
     const mesh = uniqueMesh();
     const path = `/App/changes/${changeName(5)}`;
     expect((await putFile(open, mesh, path, "x")).status).toBe(201);
-    await env.DB.prepare("DELETE FROM objects WHERE mesh = ? AND path = ?").bind(mesh, path).run();
+    await meshDb(mesh).prepare("DELETE FROM objects WHERE mesh = ? AND path = ?").bind(mesh, path).run();
 
     // Sampling is random over this file's meshes: run until ours is picked, boundedly.
     let repaired = false;
@@ -240,7 +241,7 @@ describe("maintenance robustness", () => {
     await bootstrapRoot(open, mesh, "/App");
     const seen = await ageMesh(mesh, 90);
     await bootstrapRoot(open, mesh, "/Other");
-    expect(await markEvicted(env.DB, mesh, seen, Date.now(), ["/App"])).toBe(false);
+    expect(await markEvicted(meshDb(mesh), mesh, seen, Date.now(), ["/App"])).toBe(false);
     expect((await usage(mesh))?.evicted_at).toBeNull();
     expect(await readEvictionRecord(open, mesh, "/App/evicted.json")).toBeNull();
   });
@@ -249,7 +250,7 @@ describe("maintenance robustness", () => {
     const mesh = uniqueMesh();
     await bootstrapRoot(open, mesh, "/App");
     const seen = await ageMesh(mesh, 90);
-    expect(await markEvicted(env.DB, mesh, seen, Date.now(), ["/App"])).toBe(true);
+    expect(await markEvicted(meshDb(mesh), mesh, seen, Date.now(), ["/App"])).toBe(true);
     expect(await readEvictionRecord(open, mesh, "/App/evicted.json")).not.toBeNull();
     expect(await readEvictionRecord(open, mesh, "/evicted.json")).not.toBeNull();
     expect(await readEvictionRecord(open, mesh, "/App/manifest.json")).toBeNull();

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { meshHoldsAnything } from "../../worker/operations/mesh-import";
 import { BLOCK } from "../../worker/lib/tar";
 import { adminEnv, asAdmin, bootstrapRoot, call, changeName, listFiles, putFile, uniqueMesh } from "./admin-support";
+import { meshDb } from "./io-support";
 
 const target = adminEnv();
 const GUARD = "ab".repeat(32);
@@ -93,7 +94,7 @@ describe("GET /sync/admin/meshes/:mesh/export and POST .../import", () => {
     const stats = await call(target, `/admin/meshes/${copy}`, asAdmin());
     expect(((await stats.json()) as { hub: { currentGeneration: number } }).hub.currentGeneration).toBe(2);
     // Listings were published complete: the mesh root is marked indexed, no read-through fill needed.
-    const mark = await env.DB.prepare(`SELECT folder FROM indexed_folders WHERE mesh = ?1`).bind(copy).all<{ folder: string }>();
+    const mark = await meshDb(copy).prepare(`SELECT folder FROM indexed_folders WHERE mesh = ?1`).bind(copy).all<{ folder: string }>();
     expect(mark.results).toEqual([{ folder: "/" }]);
   });
 

@@ -351,6 +351,7 @@ describe("error codes", () => {
       rate_limited: 429,
       unavailable: 503,
       auth_not_configured: 503,
+      index_moving: 503,
     };
     for (const [code, status] of Object.entries(table)) {
       expect({ code, status: new HttpError(code as ErrorCode, "m").status }).toEqual({ code, status });

@@ -1,6 +1,6 @@
 import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { chunked, ioUrl, newMesh, post, randomBytes } from "./io-support";
+import { chunked, ioUrl, newMesh, post, randomBytes, meshDb } from "./io-support";
 
 const MiB = 1024 * 1024;
 const GUARD = "ab".repeat(32);
@@ -19,12 +19,12 @@ function deleteStored(mesh: string, path: string, headers: Record<string, string
 }
 
 async function usage(mesh: string) {
-  return env.DB.prepare("SELECT stored_bytes, stored_count FROM mesh_usage WHERE mesh = ?").bind(mesh).first();
+  return meshDb(mesh).prepare("SELECT stored_bytes, stored_count FROM mesh_usage WHERE mesh = ?").bind(mesh).first();
 }
 
 async function nothingStored(mesh: string): Promise<void> {
   expect((await env.BUCKET.list({ prefix: `f/${mesh}/` })).objects).toEqual([]);
-  const rows = await env.DB.prepare("SELECT path FROM stored_files WHERE mesh = ?").bind(mesh).all();
+  const rows = await meshDb(mesh).prepare("SELECT path FROM stored_files WHERE mesh = ?").bind(mesh).all();
   expect(rows.results).toEqual([]);
 }
 
@@ -114,7 +114,7 @@ describe("PUT /sync/io/:mesh/stored-file", () => {
 
   it("refuses a file that would take the mesh over its 512 MiB quota with 413", async () => {
     const mesh = newMesh();
-    await env.DB.prepare("INSERT INTO mesh_usage (mesh, stored_bytes, stored_count) VALUES (?, ?, 7)").bind(mesh, 512 * MiB - 10).run();
+    await meshDb(mesh).prepare("INSERT INTO mesh_usage (mesh, stored_bytes, stored_count) VALUES (?, ?, 7)").bind(mesh, 512 * MiB - 10).run();
     const res = await putStored(mesh, "/App/files/one-too-many", "01234567890");
     expect(res.status).toBe(413);
     const body = (await res.json()) as { error: string; message: string; limit: number };
@@ -129,7 +129,7 @@ describe("PUT /sync/io/:mesh/stored-file", () => {
   it("credits an overwrite with the size it replaces", async () => {
     const mesh = newMesh();
     await putStored(mesh, "/App/files/a", "x".repeat(20));
-    await env.DB.prepare("UPDATE mesh_usage SET stored_bytes = ? WHERE mesh = ?").bind(512 * MiB - 5, mesh).run();
+    await meshDb(mesh).prepare("UPDATE mesh_usage SET stored_bytes = ? WHERE mesh = ?").bind(512 * MiB - 5, mesh).run();
     expect((await putStored(mesh, "/App/files/a", "y".repeat(25))).status).toBe(200);
     expect((await putStored(mesh, "/App/files/a", "z".repeat(31))).status).toBe(413);
     expect(await usage(mesh)).toEqual({ stored_bytes: 512 * MiB, stored_count: 1 });
@@ -179,7 +179,7 @@ describe("stored-file seal guard", () => {
     const mesh = newMesh();
     const path = "/App/files/sealed";
     expect((await putStored(mesh, path, "v1", { "X-Interocitor-Seal-Guard": GUARD })).status).toBe(201);
-    const row = await env.DB.prepare("SELECT seal_hash FROM stored_files WHERE mesh = ?").bind(mesh).first<{ seal_hash: string }>();
+    const row = await meshDb(mesh).prepare("SELECT seal_hash FROM stored_files WHERE mesh = ?").bind(mesh).first<{ seal_hash: string }>();
     expect(row!.seal_hash).toMatch(/^[0-9a-f]{64}$/);
     expect(row!.seal_hash).not.toBe(GUARD);
 

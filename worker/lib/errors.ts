@@ -17,6 +17,7 @@ export type ErrorCode =
   | "rate_limited"
   | "auth_not_configured"
   | "unavailable"
+  | "index_moving"
   | "internal_error";
 
 const STATUS_BY_CODE: Record<ErrorCode, number> = {
@@ -35,6 +36,7 @@ const STATUS_BY_CODE: Record<ErrorCode, number> = {
   rate_limited: 429,
   auth_not_configured: 503,
   unavailable: 503,
+  index_moving: 503,
   internal_error: 500,
 };
 

@@ -4,6 +4,7 @@
 // GET route asks here when an object is absent.
 import type { Env } from "../env";
 import { nameOf, parentOf } from "../lib/paths";
+import { indexDbFor } from "../shards/mesh-index-db";
 
 export const EVICTION_RECORD_NAME = "evicted.json";
 
@@ -44,7 +45,7 @@ export async function findEvictionRecord(db: D1Database, meshId: string, path: s
 }
 
 export async function readEvictionRecord(env: Env, meshId: string, path: string): Promise<Uint8Array | null> {
-  const record = await findEvictionRecord(env.DB, meshId, path);
+  const record = await findEvictionRecord(indexDbFor(env, meshId), meshId, path);
   return record === null ? null : new TextEncoder().encode(JSON.stringify(record, null, 2));
 }
 

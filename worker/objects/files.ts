@@ -23,6 +23,8 @@ import { readEvictionRecord } from "./eviction";
 import * as index from "./object-index";
 import * as r2 from "./r2-objects";
 import { runWithWriteTouch, touchWriteInBackground, touchWriteStatement, writeTouchIntervalMs } from "./usage";
+import { indexDbFor } from "../shards/mesh-index-db";
+import { sumOverShards } from "../shards/shard-maintenance";
 
 /** D1 trouble is never the client's mistake: answer 503 so it retries (writes are idempotent). */
 async function indexed<T>(work: () => Promise<T>, what: string): Promise<T> {
@@ -110,7 +112,7 @@ export async function putFile(c: PutContext): Promise<WriteOutcome> {
  */
 async function putChangeFile(c: PutContext, limit: number): Promise<WriteOutcome> {
   assertDeclaredWithin(c.request, limit, "change file");
-  const db = c.env.DB;
+  const db = indexDbFor(c.env, c.meshId);
   if (hasPrecondition(c.pre)) {
     const current = await r2.headSyncObject(c.env, c.meshId, c.path);
     checkPreconditions(c.pre, current?.httpEtag ?? null);
@@ -153,7 +155,7 @@ async function putOtherFile(c: PutContext, limit: number): Promise<WriteOutcome>
   assertDeclaredWithin(c.request, limit, "file");
   const [current, acknowledged] = await Promise.all([
     r2.headSyncObject(c.env, c.meshId, c.path),
-    indexed(() => index.readLiveEntry(c.env.DB, c.meshId, c.path), "read"),
+    indexed(() => index.readLiveEntry(indexDbFor(c.env, c.meshId), c.meshId, c.path), "read"),
   ]);
   checkPreconditions(c.pre, current?.httpEtag ?? null);
   const sized = await sizedBody(c.request, limit, "file");
@@ -161,7 +163,7 @@ async function putOtherFile(c: PutContext, limit: number): Promise<WriteOutcome>
   const stored = await r2.putSyncObject(c.env, c.meshId, meta, sized, { onlyIf: r2Condition(c.pre, current) });
   if (stored === null) throw new HttpError("precondition_failed", "The object changed while it was being written.");
   const entry = r2.entryFromR2(c.meshId, stored);
-  await indexed(() => index.upsertEntry(c.env.DB, c.meshId, entry, writeTouchIntervalMs(readConfig(c.env))), "write");
+  await indexed(() => index.upsertEntry(indexDbFor(c.env, c.meshId), c.meshId, entry, writeTouchIntervalMs(readConfig(c.env))), "write");
   if (acknowledged === null) return { status: 201, changed: true, entry };
   // R2's etag is the content's MD5: the same etag means the same bytes, an idempotent repeat
   // that answers 200 and wakes no subscriber (PROTOCOL.md sections 3 and 6).
@@ -240,9 +242,10 @@ async function indexAllowsServing(env: Env, meshId: string, path: string, cls: P
   let row: index.IndexRow | undefined;
   let folderIndexed: boolean;
   try {
-    const [rows, hit] = await env.DB.batch([
-      index.readRowStatement(env.DB, meshId, path),
-      index.isIndexedStatement(env.DB, meshId, parentOf(path)),
+    const db = indexDbFor(env, meshId);
+    const [rows, hit] = await db.batch([
+      index.readRowStatement(db, meshId, path),
+      index.isIndexedStatement(db, meshId, parentOf(path)),
     ]);
     row = rows ? index.rowsOf(rows)[0] : undefined;
     folderIndexed = (hit?.results.length ?? 0) > 0;
@@ -257,10 +260,11 @@ async function indexAllowsServing(env: Env, meshId: string, path: string, cls: P
 
 /** Makes sure the index holds the folder's whole subtree of R2 objects: one R2 listing, once. */
 export async function ensureIndexed(env: Env, meshId: string, folder: string): Promise<void> {
-  if (await indexed(() => index.isIndexed(env.DB, meshId, folder), "read")) return;
+  const db = indexDbFor(env, meshId);
+  if (await indexed(() => index.isIndexed(db, meshId, folder), "read")) return;
   const fromR2 = await r2.listSyncObjects(env, meshId, descendantPrefix(folder));
   const entries = fromR2.filter((e) => !isControlClass(e.cls));
-  await indexed(() => index.fillFolder(env.DB, meshId, folder, entries, Date.now()), "fill");
+  await indexed(() => index.fillFolder(db, meshId, folder, entries, Date.now()), "fill");
 }
 
 /**
@@ -271,12 +275,13 @@ async function fromIndex(
   env: Env,
   meshId: string,
   folder: string,
-  query: () => D1PreparedStatement,
+  query: (db: D1Database) => D1PreparedStatement,
 ): Promise<D1Result> {
-  const [hit, answer] = await indexed(() => env.DB.batch([index.isIndexedStatement(env.DB, meshId, folder), query()]), "read");
+  const db = indexDbFor(env, meshId);
+  const [hit, answer] = await indexed(() => db.batch([index.isIndexedStatement(db, meshId, folder), query(db)]), "read");
   if (hit !== undefined && answer !== undefined && hit.results.length > 0) return answer;
   await ensureIndexed(env, meshId, folder);
-  return indexed(() => query().all(), "read");
+  return indexed(() => query(db).all(), "read");
 }
 
 /** The listing window now (PROTOCOL.md section 3, "Deleted change files"; the rule is in object-index.ts). */
@@ -292,7 +297,7 @@ function listingWindowNow(env: Env): index.ListingWindow {
 export async function listFilesJson(env: Env, meshId: string, folder: string): Promise<string> {
   const window = listingWindowNow(env);
   const [result, hub] = await Promise.all([
-    fromIndex(env, meshId, folder, () => index.listChildrenJsonStatement(env.DB, meshId, folder, window)),
+    fromIndex(env, meshId, folder, (db) => index.listChildrenJsonStatement(db, meshId, folder, window)),
     controlFolder(env, meshId, folder),
   ]);
   const listing = index.jsonListingOf(result);
@@ -310,7 +315,7 @@ export async function listFilesJson(env: Env, meshId: string, folder: string): P
 export async function listFolders(env: Env, meshId: string, folder: string): Promise<string[]> {
   const window = listingWindowNow(env);
   const [result, hub] = await Promise.all([
-    fromIndex(env, meshId, folder, () => index.childParentsStatement(env.DB, meshId, folder, window)),
+    fromIndex(env, meshId, folder, (db) => index.childParentsStatement(db, meshId, folder, window)),
     controlFolder(env, meshId, folder),
   ]);
   const names = index.childFolderNames(folder, result);
@@ -322,7 +327,7 @@ export async function listFolders(env: Env, meshId: string, folder: string): Pro
 export async function fileMetadata(env: Env, meshId: string, path: string): Promise<ObjectEntry | null> {
   if (isControlClass(classifyPath(path))) return controlMetadata(env, meshId, path);
   const window = listingWindowNow(env);
-  const result = await fromIndex(env, meshId, parentOf(path), () => index.readRowStatement(env.DB, meshId, path));
+  const result = await fromIndex(env, meshId, parentOf(path), (db) => index.readRowStatement(db, meshId, path));
   const row = index.rowsOf(result)[0];
   return row !== undefined && index.isListed(row, window) ? index.asListed(row) : null;
 }
@@ -356,7 +361,7 @@ export async function deleteTree(
   path: string,
   pre: Precondition,
 ): Promise<boolean> {
-  const db = env.DB;
+  const db = indexDbFor(env, meshId);
   const [, fromHub] = await Promise.all([ensureIndexed(env, meshId, parentOf(path)), listControlSubtree(env, meshId, path)]);
   const inR2Index: ObjectEntry[] = await indexed(() => index.listLiveSubtree(db, meshId, path), "read");
   const targets = [...inR2Index, ...fromHub];
@@ -431,19 +436,24 @@ export const TOMBSTONE_RETENTION_MS = 30 * 24 * 60 * 60_000;
  * Called by the maintenance cron. Returns how many bodies were purged.
  */
 export async function purgeExpiredTombstones(env: Env, now: number): Promise<number> {
+  return sumOverShards(env, (db) => purgeExpiredTombstonesIn(env, db, now));
+}
+
+/** The purge on one index shard (all of it when the index is not sharded). */
+async function purgeExpiredTombstonesIn(env: Env, db: D1Database, now: number): Promise<number> {
   const deletedBefore = now - readConfig(env).deletedChangeGraceMs;
   let purged = 0;
   for (let batch = 0; batch < PURGE_MAX_BATCHES; batch++) {
-    const rows = await index.listPurgeableTombstones(env.DB, deletedBefore, PURGE_BATCH);
+    const rows = await index.listPurgeableTombstones(db, deletedBefore, PURGE_BATCH);
     if (rows.length === 0) break;
     const byMesh = new Map<string, string[]>();
     for (const r of rows) byMesh.set(r.mesh, [...(byMesh.get(r.mesh) ?? []), r.path]);
     for (const [meshId, paths] of byMesh) await r2.deleteSyncObjects(env, meshId, paths);
-    await env.DB.batch(index.markPurgedStatements(env.DB, rows));
+    await db.batch(index.markPurgedStatements(db, rows));
     purged += rows.length;
     if (rows.length < PURGE_BATCH) break;
   }
-  await index.dropOldTombstones(env.DB, now - TOMBSTONE_RETENTION_MS);
-  await index.dropLegacyHubRows(env.DB, PURGE_BATCH * PURGE_MAX_BATCHES);
+  await index.dropOldTombstones(db, now - TOMBSTONE_RETENTION_MS);
+  await index.dropLegacyHubRows(db, PURGE_BATCH * PURGE_MAX_BATCHES);
   return purged;
 }

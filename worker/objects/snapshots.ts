@@ -14,6 +14,7 @@ import type { ObjectEntry, Precondition, WriteOutcome } from "./object-types";
 import { upsertEntry } from "./object-index";
 import { writeTouchIntervalMs } from "./usage";
 import { SYNC_OBJECT_CONTENT_TYPE, headSyncObject, putSyncObject, toCustomMetadata } from "./r2-objects";
+import { indexDbFor } from "../shards/mesh-index-db";
 
 const WHAT = "snapshot";
 /** How long a non-owner waits for the lease owner's upload to finish before answering 409. */
@@ -132,7 +133,7 @@ function snapshotEntry(record: SnapshotRecord): ObjectEntry {
 
 async function indexSnapshot(env: Env, meshId: string, entry: ObjectEntry): Promise<void> {
   try {
-    await upsertEntry(env.DB, meshId, entry, writeTouchIntervalMs(readConfig(env)));
+    await upsertEntry(indexDbFor(env, meshId), meshId, entry, writeTouchIntervalMs(readConfig(env)));
   } catch (err) {
     console.error(JSON.stringify({ level: "error", msg: "index write failed", mesh: meshId, error: String(err) }));
     throw unavailable("The object index did not accept the write; retry.");

@@ -8,6 +8,7 @@ import { assertDeclaredWithin, sizedBody } from "../lib/body";
 import { nameOf, storedFileKey } from "../lib/paths";
 import { hourlyWriteStatement, readStoredUsage } from "./usage";
 import { r2Call } from "./r2-objects";
+import { indexDbFor } from "../shards/mesh-index-db";
 
 export interface StoredFileMetadata {
   name: string;
@@ -113,7 +114,7 @@ async function assertUnsealed(row: StoredFileRow, guard: string | null): Promise
 }
 
 export async function storedFileMetadata(env: Env, meshId: string, path: string): Promise<StoredFileMetadata | null> {
-  const row = await readRow(env.DB, meshId, path);
+  const row = await readRow(indexDbFor(env, meshId), meshId, path);
   return row ? toMetadata(row) : null;
 }
 
@@ -128,11 +129,11 @@ export async function putStoredFile(
   const limits = readConfig(env).limits;
   assertDeclaredWithin(request, limits.storedFile, "stored file");
   const key = storedFileKey(meshId, path);
-  const existing = await readRow(env.DB, meshId, path);
+  const existing = await readRow(indexDbFor(env, meshId), meshId, path);
   if (existing) await assertUnsealed(existing, upload.sealGuard);
 
   const sized = await sizedBody(request, limits.storedFile, "stored file");
-  const usage = await d1(() => readStoredUsage(env.DB, meshId), "usage");
+  const usage = await d1(() => readStoredUsage(indexDbFor(env, meshId), meshId), "usage");
   // An overwrite is credited with the size it replaces.
   if (usage.storedBytes - (existing?.size ?? 0) + sized.length > limits.storedMeshTotal) {
     await cancel(sized.body);
@@ -158,7 +159,7 @@ export async function putStoredFile(
 
   const now = Date.now();
   const sealHash = upload.sealGuard === null ? null : await sha256Hex(upload.sealGuard);
-  const db = env.DB;
+  const db = indexDbFor(env, meshId);
   // Usage first: it reads the size the row still has inside this transaction.
   const account = () => db
     .prepare(
@@ -204,7 +205,7 @@ export async function statStoredFile(
   path: string,
 ): Promise<{ size: number; etag: string; file: StoredFileMetadata } | null> {
   const key = storedFileKey(meshId, path);
-  const row = await readRow(env.DB, meshId, path);
+  const row = await readRow(indexDbFor(env, meshId), meshId, path);
   if (row === null) return null;
   const object = await r2Call("head", () => env.BUCKET.head(key));
   if (object === null) return null;
@@ -222,13 +223,13 @@ export async function readStoredFile(
   path: string,
 ): Promise<{ body: ReadableStream<Uint8Array>; size: number; etag: string; file: StoredFileMetadata } | null> {
   const key = storedFileKey(meshId, path);
-  const row = await readRow(env.DB, meshId, path);
+  const row = await readRow(indexDbFor(env, meshId), meshId, path);
   if (row === null) return null;
   const object = await r2Call("get", () => env.BUCKET.get(key));
   if (object === null) return null;
   const now = Date.now();
   await d1(() =>
-    env.DB.prepare(
+    indexDbFor(env, meshId).prepare(
       `UPDATE stored_files SET use_count = use_count + 1, last_accessed_at = ?3 WHERE mesh = ?1 AND path = ?2`,
     )
       .bind(meshId, path, now)
@@ -242,10 +243,10 @@ export async function readStoredFile(
 /** DELETE: false when absent (404); 403 on a seal without the identical guard. */
 export async function deleteStoredFile(env: Env, meshId: string, path: string, guard: string | null): Promise<boolean> {
   const key = storedFileKey(meshId, path);
-  const row = await readRow(env.DB, meshId, path);
+  const row = await readRow(indexDbFor(env, meshId), meshId, path);
   if (row === null) return false;
   await assertUnsealed(row, guard);
-  const db = env.DB;
+  const db = indexDbFor(env, meshId);
   const now = Date.now();
   const results = await d1(() =>
     db.batch([

@@ -5,6 +5,7 @@
 import type { Env } from "../env";
 import type { Config } from "../lib/config";
 import type { HourlyCount } from "../../durable-objects/hub-api";
+import { indexDbFor } from "../shards/mesh-index-db";
 
 export const HOUR_MS = 3_600_000;
 
@@ -188,7 +189,7 @@ export function touchWriteInBackground(env: Env, ctx: ExecutionContext, meshId: 
   const last = lastWriteTouch.get(meshId);
   if (last !== undefined && at - last < intervalMs && at >= last) return;
   noteTouched(meshId, at);
-  const touch = touchWriteStatement(env.DB, meshId, at)
+  const touch = touchWriteStatement(indexDbFor(env, meshId), meshId, at)
     .run()
     .catch((err: unknown) => {
       lastWriteTouch.delete(meshId);
@@ -211,7 +212,7 @@ export function touchRead(env: Env, ctx: ExecutionContext, meshId: string, now =
   if (last !== undefined && now - last < READ_TOUCH_INTERVAL_MS) return;
   if (lastReadTouch.size >= MAX_TRACKED_MESHES) lastReadTouch.clear();
   lastReadTouch.set(meshId, now);
-  const write = env.DB.prepare(
+  const write = indexDbFor(env, meshId).prepare(
     `INSERT INTO mesh_usage (mesh, last_read_at) VALUES (?1, ?2)
      ON CONFLICT (mesh) DO UPDATE SET last_read_at = max(coalesce(mesh_usage.last_read_at, 0), excluded.last_read_at)`,
   )

@@ -27,6 +27,7 @@ import {
   type ArchivedStoredFile,
 } from "./mesh-archive";
 import type { StoredFileRow } from "../objects/stored-files";
+import { indexDbFor } from "../shards/mesh-index-db";
 
 const encoder = new TextEncoder();
 const STORED_PAGE = 100;
@@ -142,7 +143,7 @@ async function writeObjects(env: Env, meshId: string, out: ArchiveWriter, uncomm
   for (;;) {
     const page = await env.BUCKET.list({ prefix, cursor, include: ["customMetadata", "httpMetadata"] });
     const entries = page.objects.map((o) => ({ object: o, entry: entryFromR2(meshId, o) }));
-    const rows = await indexRowsAmong(env.DB, meshId, entries.map((e) => e.entry.path));
+    const rows = await indexRowsAmong(indexDbFor(env, meshId), meshId, entries.map((e) => e.entry.path));
     for (const { object, entry } of entries) {
       const row = rows.get(entry.path);
       if (row?.deleted === true) continue;
@@ -175,7 +176,7 @@ async function writeObjects(env: Env, meshId: string, out: ArchiveWriter, uncomm
 async function writeStoredFiles(env: Env, meshId: string, out: ArchiveWriter): Promise<void> {
   let after = "";
   for (;;) {
-    const { results } = await env.DB.prepare(
+    const { results } = await indexDbFor(env, meshId).prepare(
       `SELECT path, size, etag, content_type, uploaded_by, uploaded_at, modified_at, last_accessed_at,
               use_count, plaintext_size, taint, seal_hash
        FROM stored_files WHERE mesh = ?1 AND path > ?2 ORDER BY path LIMIT ${STORED_PAGE}`,

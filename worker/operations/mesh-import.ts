@@ -29,6 +29,7 @@ import {
   type ArchiveTrailer,
   type ArchivedStoredFile,
 } from "./mesh-archive";
+import { indexDbFor } from "../shards/mesh-index-db";
 
 /** Bodies up to this size are collected and put in one call; larger ones stream (FixedLengthStream). */
 const BUFFERED_PUT_BYTES = 1024 * 1024;
@@ -68,7 +69,7 @@ export async function meshHoldsAnything(env: Env, meshId: string): Promise<boole
   const [sync, stored, rows, hubEmpty] = await Promise.all([
     env.BUCKET.list({ prefix: objectKey(meshId, "/"), limit: 1 }),
     env.BUCKET.list({ prefix: storedFileKey(meshId, "/"), limit: 1 }),
-    env.DB.prepare(
+    indexDbFor(env, meshId).prepare(
       `SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM objects WHERE mesh = ?1 AND deleted_at IS NULL LIMIT 1))
             + (SELECT COUNT(*) FROM (SELECT 1 FROM stored_files WHERE mesh = ?1 LIMIT 1)) AS n`,
     )
@@ -83,12 +84,12 @@ export async function meshHoldsAnything(env: Env, meshId: string): Promise<boole
 export async function wipeWholeMesh(env: Env, meshId: string): Promise<void> {
   await meshHub(env, meshId).wipe();
   for (let round = 0; round < 10; round++) {
-    const data = await wipeMeshData(env.BUCKET, env.DB, meshId, {
+    const data = await wipeMeshData(env.BUCKET, indexDbFor(env, meshId), meshId, {
       deadline: Date.now() + DEFAULT_WIPE_BUDGET_MS,
       maxPages: DEFAULT_WIPE_MAX_PAGES,
     });
     if (data.complete) {
-      await deleteMeshUsage(env.DB, meshId);
+      await deleteMeshUsage(indexDbFor(env, meshId), meshId);
       return;
     }
   }
@@ -136,11 +137,11 @@ export class MeshInstaller {
     const claim = await meshHub(this.#env, this.#mesh).claimImport(this.#mesh, this.#token, IMPORT_CLAIM_MS);
     if (!claim.ok) throw refusalToError(claim);
     // Leftovers an empty-looking mesh can have (tombstones, folder marks, a usage row) go first.
-    const leftovers = await wipeMeshData(this.#env.BUCKET, this.#env.DB, this.#mesh, {
+    const leftovers = await wipeMeshData(this.#env.BUCKET, indexDbFor(this.#env, this.#mesh), this.#mesh, {
       deadline: Date.now() + DEFAULT_WIPE_BUDGET_MS,
       maxPages: DEFAULT_WIPE_MAX_PAGES,
     });
-    if (leftovers.complete) await deleteMeshUsage(this.#env.DB, this.#mesh);
+    if (leftovers.complete) await deleteMeshUsage(indexDbFor(this.#env, this.#mesh), this.#mesh);
     this.#began = true;
   }
 
@@ -206,7 +207,7 @@ export class MeshInstaller {
     const rows = this.#indexRows;
     this.#indexRows = [];
     if (rows.length === 0) return;
-    const db = this.#env.DB;
+    const db = indexDbFor(this.#env, this.#mesh);
     const payload = rows.map((e) => ({ p: e.path, d: parentOf(e.path), n: nameOf(e.path), s: e.size, e: e.etag, m: e.modifiedAt, c: e.cls, l: e.location, v: e.version }));
     await db
       .prepare(
@@ -224,7 +225,7 @@ export class MeshInstaller {
     const rows = this.#storedRows;
     this.#storedRows = [];
     if (rows.length === 0) return;
-    const db = this.#env.DB;
+    const db = indexDbFor(this.#env, this.#mesh);
     await db.batch(
       rows.map((r) =>
         db
@@ -255,7 +256,7 @@ export class MeshInstaller {
     await this.#flushIndex();
     await this.#flushStored();
     const now = Date.now();
-    const db = this.#env.DB;
+    const db = indexDbFor(this.#env, this.#mesh);
     await db.batch([
       db.prepare(`INSERT OR REPLACE INTO indexed_folders (mesh, folder, indexed_at) VALUES (?1, '/', ?2)`).bind(this.#mesh, now),
       db

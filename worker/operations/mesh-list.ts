@@ -3,6 +3,7 @@
 // (sort value, mesh id) so a page never repeats or skips a mesh while others are written.
 import type { Env } from "../env";
 import { recoveryTotals } from "../objects/recovery";
+import { overShards } from "../shards/shard-maintenance";
 
 export type MeshSort = "lastWrite" | "bytes" | "objects";
 export type SortOrder = "asc" | "desc";
@@ -89,6 +90,34 @@ export async function listMeshes(db: D1Database, q: MeshListQuery): Promise<{ me
   };
 }
 
+function sortValue(m: MeshListEntry, sort: MeshSort): number {
+  if (sort === "lastWrite") return m.lastWriteAt ?? -1;
+  return sort === "bytes" ? m.bytes : m.objects;
+}
+
+/**
+ * The mesh list over every index shard: each shard answers its own page (keyset, limit + 1), and
+ * the pages are merged here by the same (sort value, mesh id) order, so paging stays exact. A mesh
+ * caught mid-move has rows in two shards: the first (equal) entry is kept.
+ */
+export async function listMeshesOverShards(
+  env: Env,
+  q: MeshListQuery,
+): Promise<{ meshes: MeshListEntry[]; last: { value: number; mesh: string } | null }> {
+  const pages = await overShards(env, (db) => listMeshes(db, q));
+  const sign = q.order === "desc" ? -1 : 1;
+  const all = pages
+    .flatMap((p) => p.meshes)
+    .map((m) => ({ m, v: sortValue(m, q.sort) }))
+    .sort((a, b) => sign * (a.v - b.v || (a.m.mesh < b.m.mesh ? -1 : a.m.mesh > b.m.mesh ? 1 : 0)));
+  const seen = new Set<string>();
+  const merged = all.filter(({ m }) => (seen.has(m.mesh) ? false : (seen.add(m.mesh), true)));
+  const page = merged.slice(0, q.limit);
+  const more = merged.length > q.limit || pages.some((p) => p.last !== null);
+  const tail = page[page.length - 1];
+  return { meshes: page.map((x) => x.m), last: more && tail !== undefined ? { value: tail.v, mesh: tail.m.mesh } : null };
+}
+
 export interface TenantUsage {
   meshes: number;
   objects: number;
@@ -98,9 +127,28 @@ export interface TenantUsage {
 }
 
 export async function readTenantUsage(env: Env): Promise<TenantUsage> {
-  const [meshes, index, stored] = await env.DB.batch<Record<string, number | null>>([
-    env.DB.prepare(`SELECT count(*) AS n FROM (SELECT mesh FROM objects UNION SELECT mesh FROM mesh_usage)`),
-    env.DB.prepare(
+  const shards = await overShards(env, shardUsage);
+  const sum = (f: (u: TenantUsage) => number) => shards.reduce((a, u) => a + f(u), 0);
+  return {
+    meshes: sum((u) => u.meshes),
+    objects: sum((u) => u.objects),
+    bytes: {
+      change: sum((u) => u.bytes.change),
+      snapshot: sum((u) => u.bytes.snapshot),
+      control: sum((u) => u.bytes.control),
+      other: sum((u) => u.bytes.other),
+      stored: sum((u) => u.bytes.stored),
+    },
+    storedFiles: sum((u) => u.storedFiles),
+    recovery: await recoveryTotals(env.DB),
+  };
+}
+
+/** One shard's totals (recovery is tenant-wide, in DB: zero here). */
+async function shardUsage(db: D1Database): Promise<TenantUsage> {
+  const [meshes, index, stored] = await db.batch<Record<string, number | null>>([
+    db.prepare(`SELECT count(*) AS n FROM (SELECT mesh FROM objects UNION SELECT mesh FROM mesh_usage)`),
+    db.prepare(
       `SELECT count(*) AS objects,
               sum(size) FILTER (WHERE class = 'change') AS change,
               sum(size) FILTER (WHERE class = 'snapshot') AS snapshot,
@@ -108,12 +156,12 @@ export async function readTenantUsage(env: Env): Promise<TenantUsage> {
        FROM objects WHERE deleted_at IS NULL AND location <> 'hub'`,
     ),
     // Control objects live in the hubs, which copy their bytes here from their alarms.
-    env.DB.prepare(`SELECT sum(stored_count) AS files, sum(stored_bytes) AS bytes, sum(control_bytes) AS control FROM mesh_usage`),
+    db.prepare(`SELECT sum(stored_count) AS files, sum(stored_bytes) AS bytes, sum(control_bytes) AS control FROM mesh_usage`),
   ]);
   const m = meshes?.results[0] ?? {};
   const i = index?.results[0] ?? {};
   const s = stored?.results[0] ?? {};
-  const recovery = await recoveryTotals(env.DB);
+  const recovery = { count: 0, bytes: 0 };
   return {
     meshes: m.n ?? 0,
     objects: i.objects ?? 0,

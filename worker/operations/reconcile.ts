@@ -13,6 +13,7 @@ import { isControlClass, nameOf, parentOf } from "../lib/paths";
 import type { ObjectEntry } from "../objects/object-types";
 import { listControlObjects } from "../objects/control-objects";
 import { entryFromR2 } from "../objects/r2-objects";
+import { indexDbFor } from "../shards/mesh-index-db";
 
 export interface ReconcileBudget {
   /** Epoch ms after which no further R2 page is started. */
@@ -149,7 +150,7 @@ async function reconcileR2(env: Env, meshId: string, budget: ReconcileBudget, re
     let rangeStart = after;
     const rows: RowState[] = [];
     for (let i = 0; i < 100; i++) {
-      const chunk = await rowsInRange(env.DB, meshId, rangeStart, upTo);
+      const chunk = await rowsInRange(indexDbFor(env, meshId), meshId, rangeStart, upTo);
       rows.push(...chunk);
       if (chunk.length < ROWS_PER_RANGE) break;
       rangeStart = chunk[chunk.length - 1]!.path;
@@ -160,9 +161,9 @@ async function reconcileR2(env: Env, meshId: string, budget: ReconcileBudget, re
     const fixes: D1PreparedStatement[] = [];
     for (const entry of listed.values()) {
       const row = byPath.get(entry.path);
-      if (row === undefined) inserts.push(insertIfAbsent(env.DB, meshId, entry));
+      if (row === undefined) inserts.push(insertIfAbsent(indexDbFor(env, meshId), meshId, entry));
       else if (row.deleted_at === null && (row.size !== entry.size || row.etag !== entry.etag)) {
-        fixes.push(fixIfUnchanged(env.DB, meshId, entry, row.etag));
+        fixes.push(fixIfUnchanged(indexDbFor(env, meshId), meshId, entry, row.etag));
       }
     }
     const gone: RowState[] = [];
@@ -179,12 +180,12 @@ async function reconcileR2(env: Env, meshId: string, budget: ReconcileBudget, re
       report.scanned.heads++;
       // The listing is a moment ago; a write since then may have put the body back.
       if ((await env.BUCKET.head(`m/${meshId}${row.path}`)) === null) {
-        tombstones.push(tombstoneIfUnchanged(env.DB, meshId, row, now));
+        tombstones.push(tombstoneIfUnchanged(indexDbFor(env, meshId), meshId, row, now));
       }
     }
-    report.added += await runCounted(env.DB, inserts);
-    report.fixed += await runCounted(env.DB, fixes);
-    report.tombstoned += await runCounted(env.DB, tombstones);
+    report.added += await runCounted(indexDbFor(env, meshId), inserts);
+    report.fixed += await runCounted(indexDbFor(env, meshId), fixes);
+    report.tombstoned += await runCounted(indexDbFor(env, meshId), tombstones);
 
     if (outOfHeads) return;
     if (upTo === null) {
@@ -206,7 +207,7 @@ async function reconcileR2(env: Env, meshId: string, budget: ReconcileBudget, re
 async function reconcileHub(env: Env, meshId: string, report: ReconcileReport): Promise<void> {
   const [entries, dropped] = await Promise.all([
     listControlObjects(env, meshId, "/"),
-    env.DB.prepare(`DELETE FROM objects WHERE mesh = ?1 AND location = 'hub'`).bind(meshId).run(),
+    indexDbFor(env, meshId).prepare(`DELETE FROM objects WHERE mesh = ?1 AND location = 'hub'`).bind(meshId).run(),
   ]);
   report.scanned.hub += entries.length;
   report.fixed += dropped.meta.changes ?? 0;

@@ -14,7 +14,7 @@ import { listSessions as listSessionRecords, revokeSession as revokeSessionRecor
 import { readMeshStats } from "../operations/mesh-stats";
 import { migrateUpstream } from "../operations/upstream-migration";
 
-import { listMeshes as listMeshRows, readTenantUsage, type MeshSort, type SortOrder } from "../operations/mesh-list";
+import { listMeshesOverShards as listMeshRows, readTenantUsage, type MeshSort, type SortOrder } from "../operations/mesh-list";
 import { DEFAULT_WIPE_BUDGET_MS, DEFAULT_WIPE_MAX_PAGES, deleteMeshUsage, wipeMeshData } from "../operations/mesh-wipe";
 import { ADMIN_RECONCILE_BUDGET_MS, ADMIN_RECONCILE_MAX_PAGES, reconcileMesh as reconcileMeshIndex } from "../operations/reconcile";
 import { exportMeshArchive } from "../operations/mesh-export";
@@ -22,6 +22,7 @@ import { importMeshArchive, meshHoldsAnything } from "../operations/mesh-import"
 import { recoveryTotals } from "../objects/recovery";
 import { firstHourOf, hasUsageRow, readHourlyActivity } from "../objects/usage";
 import { runMaintenance } from "./maintenance";
+import { indexDbFor } from "../shards/mesh-index-db";
 
 const json = (body: unknown, status = 200): Response =>
   new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
@@ -110,7 +111,7 @@ export const revokeSession: Handler = async (request, env) => {
 
 async function readMeshOrNotFound(env: Env, mesh: string) {
   const [stored, hub, holdsAnything] = await Promise.all([
-    readMeshStats(env.DB, mesh),
+    readMeshStats(indexDbFor(env, mesh), mesh),
     fromHub(mesh, async () => meshHub(env, mesh).stats()),
     meshHoldsAnything(env, mesh),
   ]);
@@ -163,11 +164,11 @@ export const wipeMesh: Handler = async (request, env) => {
   // The hub first: it closes the mesh's sockets and drops the control objects (manifest
   // included), so no device keeps syncing against a half-wiped mesh.
   const hub = await fromHub(mesh, async () => meshHub(env, mesh).wipe());
-  const data = await wipeMeshData(env.BUCKET, env.DB, mesh, {
+  const data = await wipeMeshData(env.BUCKET, indexDbFor(env, mesh), mesh, {
     deadline: Date.now() + DEFAULT_WIPE_BUDGET_MS,
     maxPages: DEFAULT_WIPE_MAX_PAGES,
   });
-  if (data.complete) await deleteMeshUsage(env.DB, mesh);
+  if (data.complete) await deleteMeshUsage(indexDbFor(env, mesh), mesh);
   return json({
     mesh,
     complete: data.complete,
@@ -304,7 +305,7 @@ export const listMeshes: Handler = async (request, env) => {
   }
   const rawCursor = params.get("cursor");
   const after = rawCursor === null || rawCursor === "" ? null : decodeCursor(rawCursor, sort, order);
-  const { meshes, last } = await listMeshRows(env.DB, { prefix, sort, order, limit, after });
+  const { meshes, last } = await listMeshRows(env, { prefix, sort, order, limit, after });
   return json({
     meshes: meshes.map((m) => ({ ...m, lastWriteAt: iso(m.lastWriteAt), lastReadAt: iso(m.lastReadAt) })),
     nextCursor: last === null ? null : encodeCursor({ s: sort, o: order, v: last.value, m: last.mesh }),
@@ -337,9 +338,9 @@ export const meshActivity: Handler = async (request, env) => {
         console.error(JSON.stringify({ level: "warn", msg: "hub activity read failed", mesh, error: String(err) }));
         return [];
       }),
-    hasUsageRow(env.DB, mesh),
+    hasUsageRow(indexDbFor(env, mesh), mesh),
   ]);
-  const buckets = await readHourlyActivity(env.DB, mesh, hours, now, fromHub);
+  const buckets = await readHourlyActivity(indexDbFor(env, mesh), mesh, hours, now, fromHub);
   if (!known && buckets.every((b) => b.writes === 0)) throw notFound("no such mesh");
   return json({
     mesh,

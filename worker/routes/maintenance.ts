@@ -17,6 +17,8 @@ import { findIdleMeshes, markEvicted, sampleMeshes } from "../operations/mainten
 import { listMeshRoots, wipeMeshData } from "../operations/mesh-wipe";
 import { listControlObjects } from "../objects/control-objects";
 import { reconcileMesh, type ReconcileReport } from "../operations/reconcile";
+import { indexDbFor } from "../shards/mesh-index-db";
+import { meshesOverShards, sumOverShards } from "../shards/shard-maintenance";
 
 const DAY_MS = 86_400_000;
 /** Idle meshes evicted per run; the rest wait for the next run (every 5 minutes). */
@@ -71,19 +73,25 @@ function describe(err: unknown): string {
 
 async function evictIdleMeshes(env: Env, ttlDays: number, now: number, deadline: number, report: MaintenanceReport): Promise<EvictedMesh[]> {
   const evicted: EvictedMesh[] = [];
-  const idle = await findIdleMeshes(env.DB, now - ttlDays * DAY_MS, IDLE_MESHES_PER_RUN);
+  const cutoff = now - ttlDays * DAY_MS;
+  const idle = await meshesOverShards(
+    env,
+    (db) => findIdleMeshes(db, cutoff, IDLE_MESHES_PER_RUN),
+    (a, b) => a.lastWriteAt - b.lastWriteAt,
+    IDLE_MESHES_PER_RUN,
+  );
   for (const { mesh, lastWriteAt } of idle) {
     if (Date.now() > deadline) break;
     try {
       // Roots first: they are what `<root>/evicted.json` will answer for.
       const control = await listControlObjects(env, mesh, "/");
-      const roots = await listMeshRoots(env.BUCKET, env.DB, mesh, control.map((c) => c.path));
+      const roots = await listMeshRoots(env.BUCKET, indexDbFor(env, mesh), mesh, control.map((c) => c.path));
       const hub = await meshHub(env, mesh).wipe();
-      const data = await wipeMeshData(env.BUCKET, env.DB, mesh, {
+      const data = await wipeMeshData(env.BUCKET, indexDbFor(env, mesh), mesh, {
         deadline: Math.min(deadline, Date.now() + PER_MESH_BUDGET_MS),
         maxPages: WIPE_PAGES_PER_MESH,
       });
-      const recorded = data.complete ? await markEvicted(env.DB, mesh, lastWriteAt, now, roots) : false;
+      const recorded = data.complete ? await markEvicted(indexDbFor(env, mesh), mesh, lastWriteAt, now, roots) : false;
       evicted.push({
         mesh,
         roots,
@@ -101,7 +109,13 @@ async function evictIdleMeshes(env: Env, ttlDays: number, now: number, deadline:
 }
 
 async function reconcileSample(env: Env, now: number, deadline: number, report: MaintenanceReport): Promise<void> {
-  for (const mesh of await sampleMeshes(env.DB, RECONCILE_SAMPLE)) {
+  const sample = await meshesOverShards(
+    env,
+    async (db) => (await sampleMeshes(db, RECONCILE_SAMPLE)).map((mesh) => ({ mesh, order: Math.random() })),
+    (a, b) => a.order - b.order,
+    RECONCILE_SAMPLE,
+  );
+  for (const { mesh } of sample) {
     if (Date.now() > deadline) break;
     try {
       report.reconciled.push(
@@ -175,7 +189,7 @@ export async function runMaintenance(
     report.errors.push({ task: "tombstones", error: describe(err) });
   }
   try {
-    report.hourlyBucketsPruned = await pruneHourlyActivity(env.DB, now - HOURLY_KEEP_HOURS * 3_600_000);
+    report.hourlyBucketsPruned = await sumOverShards(env, (db) => pruneHourlyActivity(db, now - HOURLY_KEEP_HOURS * 3_600_000));
   } catch (err) {
     report.errors.push({ task: "hourly-activity", error: describe(err) });
   }

@@ -43,6 +43,8 @@ export interface StartOptions {
   config?: string;
   /** Path (from the origin) that answers 200 once the worker is up. Default /sync/health. */
   readyPath?: string;
+  /** The D1 bindings the migrations are applied to. Default ["DB"]; index shards add INDEX_DB_<i>. */
+  migrate?: string[];
 }
 
 /** What `wrangler dev` needs to build and run the worker. */
@@ -77,15 +79,17 @@ export async function startWorker(options: StartOptions = {}): Promise<RunningWo
   const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" };
   const configArgs = options.config === undefined ? [] : ["--config", options.config];
 
-  const migrate = spawnSync(wrangler, ["d1", "migrations", "apply", "DB", "--local", "--persist-to", persistTo, ...configArgs], {
-    cwd,
-    env,
-    encoding: "utf8",
-  });
-  if (migrate.status !== 0) {
-    if (cwd !== root) rmSync(cwd, { recursive: true, force: true });
-    if (ownState) rmSync(persistTo, { recursive: true, force: true });
-    throw new Error(`wrangler d1 migrations apply failed:\n${migrate.stdout}\n${migrate.stderr}`);
+  for (const binding of options.migrate ?? ["DB"]) {
+    const migrate = spawnSync(wrangler, ["d1", "migrations", "apply", binding, "--local", "--persist-to", persistTo, ...configArgs], {
+      cwd,
+      env,
+      encoding: "utf8",
+    });
+    if (migrate.status !== 0) {
+      if (cwd !== root) rmSync(cwd, { recursive: true, force: true });
+      if (ownState) rmSync(persistTo, { recursive: true, force: true });
+      throw new Error(`wrangler d1 migrations apply ${binding} failed:\n${migrate.stdout}\n${migrate.stderr}`);
+    }
   }
 
   const port = await freePort();

@@ -1,0 +1,134 @@
+// Moving a mesh's index rows from one shard to another while devices keep writing (README
+// "Index shards"). Run inside the mesh's hub (MeshHub.moveIndex), so at most one move per mesh runs
+// at a time. The order is what makes it safe:
+//   (a) directory: moving_to = B        (writers that meet the fence wait instead of failing)
+//   (b) B: drop any fence row and leftover rows of the mesh (an aborted move, or a move back)
+//   (c) A: fence row                    (from here A refuses every write of the mesh, by trigger)
+//   (d) copy every per-mesh row A -> B  (A is frozen, so the copy is complete)
+//   (e) directory: shard = B, epoch + 1, moving_to = NULL
+//   (f) A: delete the mesh's rows       (the fence row stays: stale isolates are redirected)
+// No write is acknowledged on A after (c), none is lost (A froze before the copy), none lands twice
+// (B started empty of the mesh). A crash anywhere leaves moving_to set; running the move again
+// repeats every step, each of which is idempotent.
+import { shardCount, shardDb, isSharded, type ShardEnv } from "../shards/shard-bindings";
+import { markMoving, readPlacement, switchShard } from "../shards/shard-directory";
+
+/** The per-mesh tables and the column after `mesh` in their primary key (null: one row per mesh). */
+export const PER_MESH_TABLES: readonly { table: string; key: string | null }[] = [
+  { table: "objects", key: "path" },
+  { table: "indexed_folders", key: "folder" },
+  { table: "stored_files", key: "path" },
+  { table: "mesh_usage", key: null },
+  { table: "mesh_hourly", key: "hour" },
+];
+
+/** Rows per copy statement (one JSON parameter) and per delete statement. */
+const COPY_PAGE = 200;
+const DELETE_PAGE = 1_000;
+
+export interface MoveReport {
+  mesh: string;
+  from: number;
+  to: number;
+  /** Rows copied to the new shard. */
+  rows: number;
+  ms: number;
+}
+
+export type MoveResult =
+  | { ok: true; report: MoveReport }
+  | { ok: false; status: 400 | 404 | 409; message: string };
+
+export async function moveMeshIndex(env: ShardEnv, meshId: string, to: number): Promise<MoveResult> {
+  const started = Date.now();
+  if (!isSharded(env)) return { ok: false, status: 400, message: "The index is not sharded (no INDEX_DB_<i> bindings)." };
+  if (!Number.isInteger(to) || to < 0 || to >= shardCount(env)) {
+    return { ok: false, status: 400, message: `shard must be an integer from 0 to ${shardCount(env) - 1}.` };
+  }
+  const placed = await readPlacement(env, meshId);
+  if (placed === null) return { ok: false, status: 404, message: `The mesh ${meshId} has no shard yet (it was never written).` };
+  if (placed.movingTo !== null && placed.movingTo !== to) {
+    return { ok: false, status: 409, message: `An earlier move of ${meshId} to shard ${placed.movingTo} did not finish; run that move again first.` };
+  }
+  if (placed.shard === to && placed.movingTo === null) {
+    return { ok: false, status: 409, message: `The mesh ${meshId} is already on shard ${to}.` };
+  }
+  const from = placed.shard;
+  const source = shardDb(env, from);
+  const target = shardDb(env, to);
+
+  await markMoving(env, meshId, to);
+  await clearMesh(target, meshId, { keepFence: false });
+  await source
+    .prepare(`INSERT OR REPLACE INTO moved_meshes (mesh, to_shard, at) VALUES (?1, ?2, ?3)`)
+    .bind(meshId, to, Date.now())
+    .run();
+  let rows = 0;
+  for (const t of PER_MESH_TABLES) rows += await copyTable(source, target, meshId, t.table, t.key);
+  await switchShard(env, meshId, to);
+  await clearMesh(source, meshId, { keepFence: true });
+  return { ok: true, report: { mesh: meshId, from, to, rows, ms: Date.now() - started } };
+}
+
+async function columnsOf(db: D1Database, table: string): Promise<string[]> {
+  const { results } = await db.prepare(`PRAGMA table_info("${table}")`).all<{ name: string }>();
+  if (results.length === 0) throw new Error(`table ${table} has no columns (migrations not applied?)`);
+  return results.map((r) => r.name);
+}
+
+/** Copies the mesh's rows of one table, a page at a time in key order. */
+async function copyTable(source: D1Database, target: D1Database, meshId: string, table: string, key: string | null): Promise<number> {
+  const columns = await columnsOf(source, table);
+  const quoted = columns.map((c) => `"${c}"`).join(", ");
+  const extract = columns.map((c) => `json_extract(value, '$."${c}"')`).join(", ");
+  const insert = `INSERT OR REPLACE INTO "${table}" (${quoted}) SELECT ${extract} FROM json_each(?1)`;
+  let copied = 0;
+  let after: unknown = null;
+  for (;;) {
+    const page =
+      key === null
+        ? await source.prepare(`SELECT ${quoted} FROM "${table}" WHERE mesh = ?1`).bind(meshId).all<Record<string, unknown>>()
+        : await source
+            .prepare(
+              `SELECT ${quoted} FROM "${table}" WHERE mesh = ?1 AND (?2 IS NULL OR "${key}" > ?2) ORDER BY "${key}" LIMIT ${COPY_PAGE}`,
+            )
+            .bind(meshId, after)
+            .all<Record<string, unknown>>();
+    const rows = page.results;
+    if (rows.length > 0) {
+      await target.prepare(insert).bind(JSON.stringify(rows)).run();
+      copied += rows.length;
+    }
+    if (key === null || rows.length < COPY_PAGE) return copied;
+    after = rows[rows.length - 1]![key];
+  }
+}
+
+/**
+ * Deletes every row of the mesh in one shard, a page per batch. The fence triggers refuse deletes
+ * too, so each batch lifts the fence, deletes, and (keepFence) puts it back: one transaction, so
+ * no other statement ever sees the shard unfenced.
+ */
+async function clearMesh(db: D1Database, meshId: string, options: { keepFence: boolean }): Promise<void> {
+  const fence = await db.prepare(`SELECT to_shard, at FROM moved_meshes WHERE mesh = ?1`).bind(meshId).first<{ to_shard: number; at: number }>();
+  const lift = db.prepare(`DELETE FROM moved_meshes WHERE mesh = ?1`).bind(meshId);
+  const restore =
+    options.keepFence && fence !== null
+      ? [db.prepare(`INSERT OR REPLACE INTO moved_meshes (mesh, to_shard, at) VALUES (?1, ?2, ?3)`).bind(meshId, fence.to_shard, fence.at)]
+      : [];
+  for (const t of PER_MESH_TABLES) {
+    const del =
+      t.key === null
+        ? db.prepare(`DELETE FROM "${t.table}" WHERE mesh = ?1`).bind(meshId)
+        : db
+            .prepare(
+              `DELETE FROM "${t.table}" WHERE mesh = ?1 AND "${t.key}" IN (SELECT "${t.key}" FROM "${t.table}" WHERE mesh = ?1 LIMIT ${DELETE_PAGE})`,
+            )
+            .bind(meshId);
+    for (let page = 0; page < 100_000; page++) {
+      const results = await db.batch([lift, del, ...restore]);
+      if ((results[1]?.meta.changes ?? 0) < (t.key === null ? 1 : DELETE_PAGE)) break;
+    }
+  }
+  if (!options.keepFence) await lift.run();
+}
