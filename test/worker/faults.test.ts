@@ -359,7 +359,8 @@ describe("PUT /sync/io/<mesh>/file when the D1 index update fails", () => {
     const head = JSON.stringify({ latestHlc: `${String(Date.now()).padStart(15, "0")}-0000-dev_fault` });
     const { binding, fault } = failingOnce((await indexBinding(mesh)).db, "batch", 1, "before");
     const first = await callWith(envWith(await indexOverride(mesh, binding)), put(mesh, path, head));
-    expect(fault.fired).toBe(0);
+    // Only the background last-write touch may meet the fault; the acknowledgment never waits on D1.
+    expect(fault.fired).toBeLessThanOrEqual(1);
     expect(first.status).toBe(201);
     await expectConsistent(mesh, path);
     expect(await selfPut(mesh, path, head)).toBe(200);
@@ -372,7 +373,8 @@ describe("PUT /sync/io/<mesh>/file when the D1 index update fails", () => {
     expect(await selfPut(mesh, `${ROOT}/manifest-2.json`, generationBody(mesh, 1, null))).toBe(201);
     const { binding, fault } = failingOnce((await indexBinding(mesh)).db, "batch", 1, "before");
     const first = await callWith(envWith(await indexOverride(mesh, binding)), put(mesh, `${ROOT}/manifest.json`, pointer(2)));
-    expect(fault.fired).toBe(0);
+    // Only the background last-write touch may meet the fault; the acknowledgment never waits on D1.
+    expect(fault.fired).toBeLessThanOrEqual(1);
     expect(first.status).toBe(204);
     expect(await selfPut(mesh, `${ROOT}/manifest.json`, pointer(2))).toBe(200);
     expect(await visibility(mesh, `${ROOT}/manifest.json`)).toEqual({ get: 200, body: pointer(2), metadata: 200, listed: true });
