@@ -247,23 +247,32 @@ export function listChildrenJsonStatement(db: D1Database, meshId: string, folder
                 'name', name, 'path', path, 'size', size,
                 'modifiedTime', strftime('%Y-%m-%dT%H:%M:%S', t / 1000, 'unixepoch') || printf('.%03dZ', t % 1000),
                 'etag', etag) ORDER BY name) AS files,
-              min(name) AS first, max(name) AS last
-       FROM (SELECT name, path, size, etag, coalesce(deleted_at, modified_at) AS t FROM objects
+              min(name) AS first, max(name) AS last,
+              json_group_array(name) FILTER (WHERE class = 'change' AND deleted_at IS NULL) AS live_changes
+       FROM (SELECT name, path, size, etag, class, deleted_at, coalesce(deleted_at, modified_at) AS t FROM objects
              WHERE mesh = ?1 AND parent = ?2 AND ${listedWhere("?3")})`,
     )
     .bind(meshId, folder, window.deletedAfter);
 }
 
-/** A listing as JSON text: the array, and its first and last names (null when it is empty). */
+/** A listing as JSON text: the array, its first and last names (null when it is empty), and the live change files' names. */
 export interface JsonListing {
   files: string;
   first: string | null;
   last: string | null;
+  liveChanges: string[];
 }
 
 export function jsonListingOf(result: D1Result): JsonListing {
-  const row = result.results[0] as { files: string | null; first: string | null; last: string | null } | undefined;
-  return { files: row?.files ?? "[]", first: row?.first ?? null, last: row?.last ?? null };
+  const row = result.results[0] as
+    | { files: string | null; first: string | null; last: string | null; live_changes: string | null }
+    | undefined;
+  return {
+    files: row?.files ?? "[]",
+    first: row?.first ?? null,
+    last: row?.last ?? null,
+    liveChanges: row?.live_changes ? (JSON.parse(row.live_changes) as string[]) : [],
+  };
 }
 
 /** Listed direct children of a folder, sorted by name. */
