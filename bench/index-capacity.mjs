@@ -14,7 +14,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } 
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { median, percentile, renderTable } from "./stats.mjs";
+import { median, percentile } from "./stats.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "..");
@@ -23,6 +23,10 @@ const INDEX_BINDINGS = ["INDEX_DB_0", "INDEX_DB_1", "INDEX_DB_2", "INDEX_DB_3"];
 /** In timing order: the write path, then the read path, then the directory. */
 const STATEMENTS = ["upsert", "hourly", "upsert+hourly batch", "tombstone10", "read row", "list-files 100", "list-files 1000", "list-folders", "directory"];
 const FILL_ROWS = 10_000;
+/** Runs per timed sample: the Worker's clock ticks in whole milliseconds. */
+const GROUP = 20;
+/** Which path each statement serves, for the table. */
+const PATH_OF = { upsert: "write", hourly: "write", "upsert+hourly batch": "write", tombstone10: "write (delete)", "read row": "read", "list-files 100": "read", "list-files 1000": "read", "list-folders": "read", directory: "both (DB)" };
 
 const log = (line) => process.stderr.write(`[capacity] ${line}\n`);
 
@@ -64,6 +68,14 @@ async function sample(origin, statement, { rounds, samples, group }) {
   return all;
 }
 
+/** A plain fixed-width table, numbers right-aligned. */
+function table(header, body) {
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));
+  const numeric = (i) => body.every((row) => /^[\d.,\s]+( ms)?$/.test(row[i]));
+  const line = (cells) => cells.map((c, i) => (numeric(i) ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join("  ").trimEnd();
+  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join("\n");
+}
+
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const { startWorker } = await import("../test/e2e/support/worker-process.ts");
@@ -77,7 +89,8 @@ async function main() {
   log("starting wrangler dev for the capacity Worker ...");
   const worker = await startWorker({ config: CONFIG, readyPath: "/capacity/ready", persistTo, frozenSources: true });
   const started = Date.now();
-  const rows = [];
+  const timings = [];
+  const rates = [];
   const out = { date: new Date().toISOString(), quick: args.quick, machine: null, statements: {}, throughput: {}, bytesPerRow: null };
   try {
     const o = worker.origin;
@@ -90,36 +103,59 @@ async function main() {
     out.bytesPerRow = { rows: filled.rows, fileBytesPerRow: (after - before) / filled.rows, d1SizeBeforeBytes: filled.sizeBefore, d1SizeAfterBytes: filled.sizeAfter, d1SizeAfterPerRow: (filled.sizeAfter - filled.sizeBefore) / filled.rows };
     log(`bytes per objects row: ${out.bytesPerRow.fileBytesPerRow.toFixed(0)} (file growth), ${out.bytesPerRow.d1SizeAfterPerRow.toFixed(0)} (D1 size_after / rows)`);
 
-    // Service times. Single-run samples show the spread; ten-run groups the mean where the clock is coarse.
-    const plan = args.quick ? { rounds: 2, samples: 100 } : { rounds: 5, samples: 200 };
+    // Service times. The Worker's clock moves in whole milliseconds, so a figure is the mean of
+    // GROUP runs in a row (resolution 1/GROUP ms); single runs are sampled too, for the tail.
+    // Rounds go over every statement in turn, so noise from the (shared) machine lands on all.
+    const plan = args.quick ? { rounds: 2, samples: 25 } : { rounds: 6, samples: 40 };
+    const grouped = Object.fromEntries(STATEMENTS.map((s) => [s, []]));
+    const single = Object.fromEntries(STATEMENTS.map((s) => [s, []]));
+    for (const statement of STATEMENTS) await sample(o, statement, { rounds: 1, samples: 5, group: GROUP }); // warm-up
+    for (let round = 0; round < plan.rounds; round++) {
+      for (const statement of STATEMENTS) {
+        grouped[statement].push(...(await sample(o, statement, { rounds: 1, samples: plan.samples, group: GROUP })));
+        single[statement].push(...(await sample(o, statement, { rounds: 1, samples: plan.samples * 4, group: 1 })));
+      }
+      log(`timing round ${round + 1} of ${plan.rounds} done`);
+    }
     for (const statement of STATEMENTS) {
-      const single = await sample(o, statement, { ...plan, group: 1 });
-      const grouped = await sample(o, statement, { rounds: plan.rounds, samples: Math.max(10, plan.samples / 10), group: 10 });
-      const distinct = new Set(single.map((v) => v.toFixed(3))).size;
-      out.statements[statement] = { single: { n: single.length, median: median(single), p95: percentile(single, 95), distinct }, grouped10: { n: grouped.length, median: median(grouped), p95: percentile(grouped, 95) } };
-      rows.push({ name: statement, unit: "ms", runs: single.length, median: median(single), p95: percentile(single, 95), note: `mean of 10 in a row: median ${median(grouped).toFixed(3)}, p95 ${percentile(grouped, 95).toFixed(3)} ms; ${distinct} distinct values` });
-      log(`${statement} done`);
+      const g = grouped[statement];
+      const one = single[statement];
+      const figure = { median: median(g), p95: percentile(g, 95), groups: g.length, group: GROUP, singleP95: percentile(one, 95), singleMax: Math.max(...one), singles: one.length };
+      out.statements[statement] = figure;
+      timings.push([statement, figure]);
     }
 
     // Throughput: one database, one loop; one database, four loops; four databases, one loop each.
     const ms = args.quick ? 2_000 : 5_000;
-    for (const [name, dbs, loops] of [["1 database, 1 loop", 1, 1], ["1 database, 4 loops", 1, 4], ["4 databases, 1 loop each", 4, 1]]) {
-      const runs = [];
-      for (let r = 0; r < (args.quick ? 1 : 3); r++) runs.push(await post(o, `/capacity/throughput?dbs=${dbs}&loops=${loops}&ms=${ms}`));
-      const rates = runs.map((t) => t.perDb.reduce((a, b) => a + b, 0) / (t.elapsedMs / 1000));
-      out.throughput[name] = { runs, statementsPerSecond: median(rates), perDbPerSecond: runs.map((t) => t.perDb.map((n) => n / (t.elapsedMs / 1000))) };
-      rows.push({ name: `upserts/s, ${name}`, unit: "stmt/s", runs: runs.length, median: median(rates), p95: null, note: `per database: ${out.throughput[name].perDbPerSecond.at(-1).map((v) => v.toFixed(0)).join(", ")}` });
-      log(`throughput ${name}: ${median(rates).toFixed(0)} statements/s`);
+    const shapes = [["1 database, 1 loop", 1, 1], ["1 database, 4 loops", 1, 4], ["4 databases, 1 loop each", 4, 1]];
+    const byShape = Object.fromEntries(shapes.map(([name]) => [name, []]));
+    for (let r = 0; r < (args.quick ? 1 : 3); r++) {
+      for (const [name, dbs, loops] of shapes) byShape[name].push(await post(o, `/capacity/throughput?dbs=${dbs}&loops=${loops}&ms=${ms}`));
+    }
+    for (const [name] of shapes) {
+      const runs = byShape[name];
+      const perRun = runs.map((t) => t.perDb.reduce((a, b) => a + b, 0) / (t.elapsedMs / 1000));
+      out.throughput[name] = { runs, statementsPerSecond: median(perRun), perDbPerSecond: runs.map((t) => t.perDb.map((n) => n / (t.elapsedMs / 1000))) };
+      rates.push([name, out.throughput[name]]);
+      log(`throughput ${name}: ${median(perRun).toFixed(0)} statements/s`);
     }
   } finally {
     await worker.stop();
     rmSync(persistTo, { recursive: true, force: true });
   }
 
-  out.machine = { nproc: os.availableParallelism(), cpu: os.cpus()[0]?.model ?? "unknown", memoryGiB: Number((os.totalmem() / 1024 ** 3).toFixed(1)), platform: `${os.type()} ${os.release()} ${os.arch()}`, node: process.version };
-  console.log(`meshbox index capacity (${args.quick ? "quick" : "full"}), ${out.date}: ${out.machine.nproc} CPUs (${out.machine.cpu}), ${out.machine.memoryGiB} GiB RAM, ${out.machine.platform}`);
+  out.machine = { loadAverage: os.loadavg().map((v) => Number(v.toFixed(2))), nproc: os.availableParallelism(), cpu: os.cpus()[0]?.model ?? "unknown", memoryGiB: Number((os.totalmem() / 1024 ** 3).toFixed(1)), platform: `${os.type()} ${os.release()} ${os.arch()}`, node: process.version };
+  console.log(`meshbox index capacity (${args.quick ? "quick" : "full"}), ${out.date}: ${out.machine.nproc} CPUs (${out.machine.cpu}), ${out.machine.memoryGiB} GiB RAM, ${out.machine.platform}, load average at the end ${out.machine.loadAverage.join(" ")}`);
   console.log("service time per statement, timed inside the Worker around await (local D1, wrangler dev); throughput on INDEX_DB_0..3");
-  console.log(renderTable(rows));
+  console.log(table(
+    ["statement", "path", "median ms", "p95 ms", "single-run p95", "max/s at median"],
+    timings.map(([name, f]) => [name, PATH_OF[name], f.median.toFixed(2), f.p95.toFixed(2), `${f.singleP95.toFixed(0)} ms`, (1000 / f.median).toFixed(0)]),
+  ));
+  console.log(`(median and p95 over ${timings[0]?.[1].groups ?? 0} samples, each the mean of ${GROUP} runs in a row; single-run p95 over ${timings[0]?.[1].singles ?? 0} runs, on a 1 ms clock)\n`);
+  console.log(table(
+    ["change-file upserts, sequential loops", "statements/s", "per database /s"],
+    rates.map(([name, t]) => [name, t.statementsPerSecond.toFixed(0), t.perDbPerSecond.at(-1).map((v) => v.toFixed(0)).join(", ")]),
+  ));
   console.log(`\nbytes per objects row (${out.bytesPerRow.rows} change-file rows): ${out.bytesPerRow.fileBytesPerRow.toFixed(0)} from the SQLite file growth, ${out.bytesPerRow.d1SizeAfterPerRow.toFixed(0)} from D1's size_after`);
   console.log(`total ${((Date.now() - started) / 1000).toFixed(0)} s`);
   if (args.json) {

@@ -54,10 +54,12 @@ function shards(env: Env): D1Database[] {
 }
 
 /**
- * The shard directory as the sharding change records it. Until migration 0005 is on this branch
- * the bench creates the same shape itself; with 0005 applied this is a no-op.
+ * The shard directory in the shape migration 0005 gives it; where 0005 is not applied yet the
+ * bench creates that shape itself, and where it is this is a no-op.
  */
-const DIRECTORY_TABLE = "CREATE TABLE IF NOT EXISTS index_directory (mesh TEXT PRIMARY KEY, shard INTEGER NOT NULL) WITHOUT ROWID";
+const DIRECTORY_TABLE = `CREATE TABLE IF NOT EXISTS index_directory (
+  mesh TEXT PRIMARY KEY, shard INTEGER NOT NULL, epoch INTEGER NOT NULL, moving_to INTEGER, placed_at INTEGER NOT NULL
+) WITHOUT ROWID`;
 
 async function setup(env: Env): Promise<Record<string, number>> {
   const db = env.INDEX_DB_0;
@@ -86,8 +88,9 @@ async function setup(env: Env): Promise<Record<string, number>> {
   await fillFolder(db, MESH, TOMB_FOLDER, rows(TOMB_FOLDER, TOMB_ROWS), now);
   await env.DB.prepare(DIRECTORY_TABLE).run();
   const entries = Array.from({ length: DIRECTORY_ROWS }, (_, i) => ({ m: i === 0 ? MESH : `mesh_${i}`, s: i % 4 }));
-  await env.DB.prepare(`INSERT OR IGNORE INTO index_directory (mesh, shard) SELECT json_extract(value, '$.m'), json_extract(value, '$.s') FROM json_each(?1)`)
-    .bind(JSON.stringify(entries))
+  await env.DB.prepare(`INSERT OR IGNORE INTO index_directory (mesh, shard, epoch, moving_to, placed_at)
+     SELECT json_extract(value, '$.m'), json_extract(value, '$.s'), 1, NULL, ?2 FROM json_each(?1)`)
+    .bind(JSON.stringify(entries), now)
     .run();
   const listed = await listChildrenStatement(db, MESH, LARGE_FOLDER, listingWindow(now, LISTING_MS)).all();
   return { large: listed.results.length, directory: DIRECTORY_ROWS, tomb: TOMB_ROWS };
