@@ -71,7 +71,7 @@ async function sample(origin, statement, { rounds, samples, group }) {
 /** A plain fixed-width table, numbers right-aligned. */
 function table(header, body) {
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));
-  const numeric = (i) => body.every((row) => /^[\d.,\s]+( ms)?$/.test(row[i]));
+  const numeric = (i) => body.every((row) => /^[\d.,\s-]+( ms)?$/.test(row[i]));
   const line = (cells) => cells.map((c, i) => (numeric(i) ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join("  ").trimEnd();
   return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(line)].join("\n");
 }
@@ -135,7 +135,8 @@ async function main() {
     for (const [name] of shapes) {
       const runs = byShape[name];
       const perRun = runs.map((t) => t.perDb.reduce((a, b) => a + b, 0) / (t.elapsedMs / 1000));
-      out.throughput[name] = { runs, statementsPerSecond: median(perRun), perDbPerSecond: runs.map((t) => t.perDb.map((n) => n / (t.elapsedMs / 1000))) };
+      const perDb = runs[0].perDb.map((_, d) => median(runs.map((t) => t.perDb[d] / (t.elapsedMs / 1000))));
+      out.throughput[name] = { runs, statementsPerSecond: median(perRun), min: Math.min(...perRun), max: Math.max(...perRun), perDbPerSecond: perDb };
       rates.push([name, out.throughput[name]]);
       log(`throughput ${name}: ${median(perRun).toFixed(0)} statements/s`);
     }
@@ -153,8 +154,8 @@ async function main() {
   ));
   console.log(`(median and p95 over ${timings[0]?.[1].groups ?? 0} samples, each the mean of ${GROUP} runs in a row; single-run p95 over ${timings[0]?.[1].singles ?? 0} runs, on a 1 ms clock)\n`);
   console.log(table(
-    ["change-file upserts, sequential loops", "statements/s", "per database /s"],
-    rates.map(([name, t]) => [name, t.statementsPerSecond.toFixed(0), t.perDbPerSecond.at(-1).map((v) => v.toFixed(0)).join(", ")]),
+    ["change-file upserts, sequential loops", "statements/s", "min-max over runs", "per database /s"],
+    rates.map(([name, t]) => [name, t.statementsPerSecond.toFixed(0), `${t.min.toFixed(0)}-${t.max.toFixed(0)}`, t.perDbPerSecond.map((v) => v.toFixed(0)).join(", ")]),
   ));
   console.log(`\nbytes per objects row (${out.bytesPerRow.rows} change-file rows): ${out.bytesPerRow.fileBytesPerRow.toFixed(0)} from the SQLite file growth, ${out.bytesPerRow.d1SizeAfterPerRow.toFixed(0)} from D1's size_after`);
   console.log(`total ${((Date.now() - started) / 1000).toFixed(0)} s`);
