@@ -19,14 +19,15 @@ import { median, percentile } from "./stats.mjs";
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, "..");
 const CONFIG = "bench/index-capacity/wrangler.toml";
-const INDEX_BINDINGS = ["INDEX_DB_0", "INDEX_DB_1", "INDEX_DB_2", "INDEX_DB_3"];
+/** startWorker migrates DB; these get the same migrations here. */
+const OTHER_BINDINGS = ["INDEX_DB_0", "INDEX_DB_1", "INDEX_DB_2", "INDEX_DB_3", "UNFENCED_DB"];
 /** In timing order: the write path, then the read path, then the directory. */
-const STATEMENTS = ["upsert", "hourly", "upsert+hourly batch", "tombstone10", "read row", "list-files 100", "list-files 1000", "list-folders", "directory"];
+const STATEMENTS = ["upsert", "upsert, no fence", "hourly", "upsert+hourly batch", "tombstone10", "read row", "list-files 100", "list-files 1000", "list-folders", "directory"];
 const FILL_ROWS = 10_000;
 /** Runs per timed sample: the Worker's clock ticks in whole milliseconds. */
 const GROUP = 20;
 /** Which path each statement serves, for the table. */
-const PATH_OF = { upsert: "write", hourly: "write", "upsert+hourly batch": "write", tombstone10: "write (delete)", "read row": "read", "list-files 100": "read", "list-files 1000": "read", "list-folders": "read", directory: "both (DB)" };
+const PATH_OF = { upsert: "write", "upsert, no fence": "write (fence dropped)", hourly: "write", "upsert+hourly batch": "write", tombstone10: "write (delete)", "read row": "read", "list-files 100": "read", "list-files 1000": "read", "list-folders": "read", directory: "both (DB)" };
 
 const log = (line) => process.stderr.write(`[capacity] ${line}\n`);
 
@@ -81,8 +82,7 @@ async function main() {
   const { startWorker } = await import("../test/e2e/support/worker-process.ts");
   const persistTo = mkdtempSync(path.join(os.tmpdir(), "meshbox-capacity-"));
   const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" };
-  // startWorker migrates DB; the four index shards get the same migrations here.
-  for (const binding of INDEX_BINDINGS) {
+  for (const binding of OTHER_BINDINGS) {
     const run = spawnSync(path.join(root, "node_modules", ".bin", "wrangler"), ["d1", "migrations", "apply", binding, "--local", "--persist-to", persistTo, "--config", CONFIG], { cwd: root, env, encoding: "utf8" });
     if (run.status !== 0) throw new Error(`migrations for ${binding} failed:\n${run.stdout}\n${run.stderr}`);
   }

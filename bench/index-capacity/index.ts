@@ -3,7 +3,7 @@
 // figures are D1's service time without wrangler's HTTP proxy or the client. Driven by
 // bench/index-capacity.mjs; local D1 only.
 //   GET  /capacity/ready
-//   POST /capacity/setup                              the fixture mesh on INDEX_DB_0, the directory in DB
+//   POST /capacity/setup                              the fixture mesh on INDEX_DB_0 (and UNFENCED_DB), the directory in DB
 //   POST /capacity/time?statement=S&samples=N&group=G N samples, each G runs of S in sequence
 //   POST /capacity/throughput?dbs=K&loops=L&ms=T      L sequential loops per database on K databases
 //   POST /capacity/fill?n=N                           N change-file rows into INDEX_DB_3 (bytes per row)
@@ -17,6 +17,7 @@ interface Env {
   INDEX_DB_1: D1Database;
   INDEX_DB_2: D1Database;
   INDEX_DB_3: D1Database;
+  UNFENCED_DB: D1Database;
 }
 
 const MESH = "capacity_mesh_0123456789abcdef";
@@ -61,8 +62,30 @@ const DIRECTORY_TABLE = `CREATE TABLE IF NOT EXISTS index_directory (
   mesh TEXT PRIMARY KEY, shard INTEGER NOT NULL, epoch INTEGER NOT NULL, moving_to INTEGER, placed_at INTEGER NOT NULL
 ) WITHOUT ROWID`;
 
+/** Drops the fence triggers of migration 0005 from UNFENCED_DB (none there before 0005). */
+async function dropFence(db: D1Database): Promise<number> {
+  const { results } = await db.prepare(`SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%\\_fence\\_%' ESCAPE '\\'`).all<{ name: string }>();
+  for (const { name } of results) await db.prepare(`DROP TRIGGER "${name.replaceAll('"', '""')}"`).run();
+  return results.length;
+}
+
 async function setup(env: Env): Promise<Record<string, number>> {
-  const db = env.INDEX_DB_0;
+  const fixture = await fillFixture(env.INDEX_DB_0);
+  await fillFixture(env.UNFENCED_DB);
+  const now = Date.now();
+  await env.DB.prepare(DIRECTORY_TABLE).run();
+  const entries = Array.from({ length: DIRECTORY_ROWS }, (_, i) => ({ m: i === 0 ? MESH : `mesh_${i}`, s: i % 4 }));
+  await env.DB.prepare(
+    `INSERT OR IGNORE INTO index_directory (mesh, shard, epoch, moving_to, placed_at)
+     SELECT json_extract(value, '$.m'), json_extract(value, '$.s'), 1, NULL, ?2 FROM json_each(?1)`,
+  )
+    .bind(JSON.stringify(entries), now)
+    .run();
+  return { ...fixture, directory: DIRECTORY_ROWS, fenceTriggersDropped: await dropFence(env.UNFENCED_DB) };
+}
+
+/** The fixture mesh: folders of 100 and 1,000 change files, devices, snapshots, rows to tombstone. */
+async function fillFixture(db: D1Database): Promise<Record<string, number>> {
   const now = Date.now();
   const rows = (folder: string, n: number) => Array.from({ length: n }, (_, i) => changeEntry(folder, i, now - n + i));
   const devices = Array.from({ length: 10 }, (_, i): ObjectEntry => ({
@@ -86,14 +109,8 @@ async function setup(env: Env): Promise<Record<string, number>> {
   await fillFolder(db, MESH, SMALL_FOLDER, rows(SMALL_FOLDER, 100), now);
   await fillFolder(db, MESH, "/MyApp", [...rows(LARGE_FOLDER, 1_000), ...devices, ...mainline], now);
   await fillFolder(db, MESH, TOMB_FOLDER, rows(TOMB_FOLDER, TOMB_ROWS), now);
-  await env.DB.prepare(DIRECTORY_TABLE).run();
-  const entries = Array.from({ length: DIRECTORY_ROWS }, (_, i) => ({ m: i === 0 ? MESH : `mesh_${i}`, s: i % 4 }));
-  await env.DB.prepare(`INSERT OR IGNORE INTO index_directory (mesh, shard, epoch, moving_to, placed_at)
-     SELECT json_extract(value, '$.m'), json_extract(value, '$.s'), 1, NULL, ?2 FROM json_each(?1)`)
-    .bind(JSON.stringify(entries), now)
-    .run();
   const listed = await listChildrenStatement(db, MESH, LARGE_FOLDER, listingWindow(now, LISTING_MS)).all();
-  return { large: listed.results.length, directory: DIRECTORY_ROWS, tomb: TOMB_ROWS };
+  return { large: listed.results.length, tomb: TOMB_ROWS };
 }
 
 /** Per statement name: run number `i` of it against `db` (the fixture mesh's shard) once. */
@@ -106,6 +123,8 @@ let tombSerial = 0;
 const RUNNERS: Record<string, Runner> = {
   // Write path. A flush's change-file PUT: the upsert that keeps a tombstone, RETURNING the mesh's last write.
   upsert: (db) => upsertUnlessDeletedStatement(db, MESH, changeEntry("/W/changes", upsertSerial++, Date.now())).run(),
+  // The same upsert where the shard fence's triggers are dropped: the fence's cost is the difference.
+  "upsert, no fence": (_db, env) => upsertUnlessDeletedStatement(env.UNFENCED_DB, MESH, changeEntry("/W/changes", upsertSerial++, Date.now())).run(),
   // The hourly counter alone (the dashboard's chart).
   hourly: (db) => hourlyWriteStatement(db, MESH, Date.now(), 800).run(),
   // What the PUT issues today in the steady state: one batch (one round trip) of both.
