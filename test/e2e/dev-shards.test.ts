@@ -1,13 +1,16 @@
 // `npm run dev -- --env shards`: the local environment with four index shards comes up with the
-// migrations applied to all five of its D1 databases; and the wrangler.toml reader behind it
-// finds every binding of an environment and refuses what it cannot read.
+// migrations applied to all five of its D1 databases and devices sync through it, each mesh's
+// index in one database; and the wrangler.toml reader behind it finds every binding of an
+// environment and refuses what it cannot read.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BindingsError, d1BindingsOf as bindingsOf } from "../../scripts/d1-bindings.mjs";
+import { Device } from "./support/device";
 import { freePort } from "./support/worker-process";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -90,6 +93,32 @@ describe("npm run dev -- --env shards", () => {
       expect(applied, binding).toEqual(MIGRATIONS);
       const tables = query(persistTo, binding, "SELECT name FROM sqlite_master WHERE type = 'table'").map((r) => r.name);
       expect(tables, binding).toEqual(expect.arrayContaining(["objects", "indexed_folders", "mesh_usage", "mesh_hourly"]));
+    }
+  });
+
+  it("syncs devices, and keeps each mesh's index rows in exactly one of the five databases", async () => {
+    const meshes = Array.from({ length: 3 }, (_, i) => `dev_shards_${i}_${randomUUID()}`);
+    for (const mesh of meshes) {
+      const a = new Device({ base: `${origin}/sync`, mesh, deviceId: "dev_a" });
+      const b = new Device({ base: `${origin}/sync`, mesh, deviceId: "dev_b" });
+      await a.connect();
+      await b.connect();
+      const written: string[] = [];
+      for (let n = 0; n < 3; n++) {
+        for (const d of [a, b]) {
+          written.push(d.write({ [`row-${n}`]: `${d.deviceId}:${n}` }));
+          await d.flush();
+        }
+      }
+      for (const d of [a, b]) {
+        await d.pull();
+        expect([...d.merged].sort()).toEqual([...written].sort());
+        await d.close();
+      }
+    }
+    for (const mesh of meshes) {
+      const holding = SHARD_BINDINGS.filter((binding) => Number(query(persistTo, binding, `SELECT count(*) AS n FROM objects WHERE mesh = '${mesh}'`)[0]?.n) > 0);
+      expect(holding, mesh).toHaveLength(1);
     }
   });
 
