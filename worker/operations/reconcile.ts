@@ -120,6 +120,7 @@ async function rowsInRange(db: D1Database, meshId: string, after: string, upTo: 
 }
 
 async function reconcileR2(env: Env, meshId: string, budget: ReconcileBudget, report: ReconcileReport, now: number): Promise<void> {
+  const db = indexDbFor(env, meshId);
   const prefix = `m/${meshId}/`;
   let cursor: string | undefined;
   let after = budget.startAfter ?? "";
@@ -151,7 +152,7 @@ async function reconcileR2(env: Env, meshId: string, budget: ReconcileBudget, re
     let rangeStart = after;
     const rows: RowState[] = [];
     for (let i = 0; i < 100; i++) {
-      const chunk = await rowsInRange(indexDbFor(env, meshId), meshId, rangeStart, upTo);
+      const chunk = await rowsInRange(db, meshId, rangeStart, upTo);
       rows.push(...chunk);
       if (chunk.length < ROWS_PER_RANGE) break;
       rangeStart = chunk[chunk.length - 1]!.path;
@@ -162,9 +163,9 @@ async function reconcileR2(env: Env, meshId: string, budget: ReconcileBudget, re
     const fixes: D1PreparedStatement[] = [];
     for (const entry of listed.values()) {
       const row = byPath.get(entry.path);
-      if (row === undefined) inserts.push(insertIfAbsent(indexDbFor(env, meshId), meshId, entry));
+      if (row === undefined) inserts.push(insertIfAbsent(db, meshId, entry));
       else if (row.deleted_at === null && (row.size !== entry.size || row.etag !== entry.etag)) {
-        fixes.push(fixIfUnchanged(indexDbFor(env, meshId), meshId, entry, row.etag));
+        fixes.push(fixIfUnchanged(db, meshId, entry, row.etag));
       }
     }
     const gone: RowState[] = [];
@@ -181,12 +182,12 @@ async function reconcileR2(env: Env, meshId: string, budget: ReconcileBudget, re
       report.scanned.heads++;
       // The listing is a moment ago; a write since then may have put the body back.
       if ((await env.BUCKET.head(`m/${meshId}${row.path}`)) === null) {
-        tombstones.push(tombstoneIfUnchanged(indexDbFor(env, meshId), meshId, row, now, "r2"));
+        tombstones.push(tombstoneIfUnchanged(db, meshId, row, now, "r2"));
       }
     }
-    report.added += await runCounted(indexDbFor(env, meshId), inserts);
-    report.fixed += await runCounted(indexDbFor(env, meshId), fixes);
-    report.tombstoned += await runCounted(indexDbFor(env, meshId), tombstones);
+    report.added += await runCounted(db, inserts);
+    report.fixed += await runCounted(db, fixes);
+    report.tombstoned += await runCounted(db, tombstones);
 
     if (outOfHeads) return;
     if (upTo === null) {
@@ -203,7 +204,8 @@ async function reconcileR2(env: Env, meshId: string, budget: ReconcileBudget, re
 async function reconcileHub(env: Env, meshId: string, report: ReconcileReport, now: number): Promise<void> {
   // Index first, then the hub: a control write in between shows up in the hub listing and is
   // upserted with its version; the version guard keeps the newer of the two.
-  const { results: rows } = await indexDbFor(env, meshId).prepare(
+  const db = indexDbFor(env, meshId);
+  const { results: rows } = await db.prepare(
     `SELECT path, size, etag, version, deleted_at FROM objects WHERE mesh = ?1 AND location = 'hub' LIMIT 100000`,
   )
     .bind(meshId)
@@ -223,9 +225,9 @@ async function reconcileHub(env: Env, meshId: string, report: ReconcileReport, n
       (row.deleted_at === null && (row.size !== entry.size || row.etag !== entry.etag || row.version < entry.version));
     if (!stale) continue;
     if (row === undefined || row.deleted_at !== null) addedHere++;
-    upserts.push(upsertStatement(indexDbFor(env, meshId), meshId, entry));
+    upserts.push(upsertStatement(db, meshId, entry));
   }
-  const changed = await runCounted(indexDbFor(env, meshId), upserts);
+  const changed = await runCounted(db, upserts);
   // The version guard may have refused some upserts (a newer write won): count what happened.
   const added = Math.min(addedHere, changed);
   report.added += added;
@@ -233,8 +235,8 @@ async function reconcileHub(env: Env, meshId: string, report: ReconcileReport, n
 
   const tombstones = rows
     .filter((r) => r.deleted_at === null && !live.has(r.path))
-    .map((r) => tombstoneIfUnchanged(indexDbFor(env, meshId), meshId, r, now, "hub"));
-  report.tombstoned += await runCounted(indexDbFor(env, meshId), tombstones);
+    .map((r) => tombstoneIfUnchanged(db, meshId, r, now, "hub"));
+  report.tombstoned += await runCounted(db, tombstones);
 }
 
 /** Repairs one mesh's index against R2 and its hub; see the module comment for the guarantees. */
