@@ -1,15 +1,30 @@
 // The Worker's bindings and configuration, typed once (hand-written; no `wrangler types` output).
 import type { MeshHub } from "../durable-objects/mesh-hub";
-import type { IndexShardBinding } from "./shards/shard-bindings";
 
 export interface Env {
   BUCKET: R2Bucket;
   DB: D1Database;
   /**
-   * Index shards (README "Index shards"): the per-mesh tables spread over INDEX_DB_0 .. INDEX_DB_<N-1>.
-   * None bound: DB holds them (N = 1).
+   * Index shards (README "Index shards"): the per-mesh tables spread over INDEX_DB_0 .. INDEX_DB_<N-1>,
+   * counted up to the first gap. None bound: DB holds them (N = 1). Typed here up to 16; more are
+   * found by name at run time (worker/shards/shard-bindings.ts).
    */
-  [binding: IndexShardBinding]: D1Database | undefined;
+  INDEX_DB_0?: D1Database;
+  INDEX_DB_1?: D1Database;
+  INDEX_DB_2?: D1Database;
+  INDEX_DB_3?: D1Database;
+  INDEX_DB_4?: D1Database;
+  INDEX_DB_5?: D1Database;
+  INDEX_DB_6?: D1Database;
+  INDEX_DB_7?: D1Database;
+  INDEX_DB_8?: D1Database;
+  INDEX_DB_9?: D1Database;
+  INDEX_DB_10?: D1Database;
+  INDEX_DB_11?: D1Database;
+  INDEX_DB_12?: D1Database;
+  INDEX_DB_13?: D1Database;
+  INDEX_DB_14?: D1Database;
+  INDEX_DB_15?: D1Database;
   /** The shard that held every mesh before shards were added; meshes absent from the directory are read there. */
   INDEX_LEGACY_SHARD?: string;
   MESH_HUB: DurableObjectNamespace<MeshHub>;

@@ -6,6 +6,7 @@ import type { Env } from "../../worker/env";
 import { clearPlacementCache, markMoving, notePlacement, place, readPlacement } from "../../worker/shards/shard-directory";
 import { shardDb } from "../../worker/shards/shard-bindings";
 import { indexDbFor } from "../../worker/shards/mesh-index-db";
+import { moveMeshIndex } from "../../worker/operations/shard-move";
 import { adminEnv, asAdmin, call, jsonBody } from "./admin-support";
 import { changeName, ioUrl, newMesh } from "./io-support";
 
@@ -248,6 +249,42 @@ describe("moving a mesh", () => {
     expect((await listChanges(mesh, adminEnv())).names).toHaveLength(2);
     expect(await rowsIn(from, mesh)).toBe(0);
   }, 20_000);
+
+  it("finishes a move that failed half way when it is run again, with nothing lost or doubled", async () => {
+    const { mesh, shard: from } = await writtenMesh();
+    for (let i = 2; i <= 6; i++) expect((await putChange(mesh, changeName(i))).status).toBe(201);
+    const before = (await listChanges(mesh)).names.sort();
+    expect(before).toHaveLength(6);
+    const to = (from + 2) % SHARDS.length;
+    // The target shard fails while the objects are copied: the move stops after the fence went up.
+    const broken = { ...adminEnv() } as unknown as Record<string, unknown>;
+    const target = shardDb(env, to);
+    broken[`INDEX_DB_${to}`] = new Proxy(target, {
+      get(obj, prop) {
+        if (prop === "prepare") {
+          return (sql: string) => {
+            if (sql.startsWith(`INSERT OR REPLACE INTO "objects"`)) throw new Error("D1_ERROR: injected outage during the copy");
+            return obj.prepare(sql);
+          };
+        }
+        const value = Reflect.get(obj, prop, obj) as unknown;
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(obj) : value;
+      },
+    });
+    await expect(moveMeshIndex(broken as unknown as Env, mesh, to)).rejects.toThrow(/injected outage/);
+    const halfway = await readPlacement(env, mesh);
+    expect(halfway).toMatchObject({ shard: from, movingTo: to });
+    // The frozen shard still answers reads completely.
+    expect((await listChanges(mesh, adminEnv())).names.sort()).toEqual(before);
+
+    const again = await call(adminEnv(), "/admin/shards/move", { method: "POST", ...asAdmin(jsonBody({ mesh, shard: to })) });
+    expect(again.status).toBe(200);
+    expect((await listChanges(mesh, adminEnv())).names.sort()).toEqual(before);
+    const rows = await shardDb(env, to).prepare(`SELECT count(*) AS n FROM objects WHERE mesh = ?1`).bind(mesh).first<{ n: number }>();
+    expect(rows?.n).toBe(6);
+    expect(await rowsIn(from, mesh)).toBe(0);
+    expect(await readPlacement(env, mesh)).toMatchObject({ shard: to, movingTo: null, epoch: 2 });
+  });
 
   it("moves a mesh back to the shard it came from", async () => {
     const { mesh, shard: from } = await writtenMesh();

@@ -119,6 +119,7 @@ async function rowsInRange(db: D1Database, meshId: string, after: string, upTo: 
 }
 
 async function reconcileR2(env: Env, meshId: string, budget: ReconcileBudget, report: ReconcileReport, now: number): Promise<void> {
+  const db = indexDbFor(env, meshId);
   const prefix = `m/${meshId}/`;
   let cursor: string | undefined;
   let after = budget.startAfter ?? "";
@@ -150,7 +151,7 @@ async function reconcileR2(env: Env, meshId: string, budget: ReconcileBudget, re
     let rangeStart = after;
     const rows: RowState[] = [];
     for (let i = 0; i < 100; i++) {
-      const chunk = await rowsInRange(indexDbFor(env, meshId), meshId, rangeStart, upTo);
+      const chunk = await rowsInRange(db, meshId, rangeStart, upTo);
       rows.push(...chunk);
       if (chunk.length < ROWS_PER_RANGE) break;
       rangeStart = chunk[chunk.length - 1]!.path;
@@ -161,9 +162,9 @@ async function reconcileR2(env: Env, meshId: string, budget: ReconcileBudget, re
     const fixes: D1PreparedStatement[] = [];
     for (const entry of listed.values()) {
       const row = byPath.get(entry.path);
-      if (row === undefined) inserts.push(insertIfAbsent(indexDbFor(env, meshId), meshId, entry));
+      if (row === undefined) inserts.push(insertIfAbsent(db, meshId, entry));
       else if (row.deleted_at === null && (row.size !== entry.size || row.etag !== entry.etag)) {
-        fixes.push(fixIfUnchanged(indexDbFor(env, meshId), meshId, entry, row.etag));
+        fixes.push(fixIfUnchanged(db, meshId, entry, row.etag));
       }
     }
     const gone: RowState[] = [];
@@ -180,12 +181,12 @@ async function reconcileR2(env: Env, meshId: string, budget: ReconcileBudget, re
       report.scanned.heads++;
       // The listing is a moment ago; a write since then may have put the body back.
       if ((await env.BUCKET.head(`m/${meshId}${row.path}`)) === null) {
-        tombstones.push(tombstoneIfUnchanged(indexDbFor(env, meshId), meshId, row, now));
+        tombstones.push(tombstoneIfUnchanged(db, meshId, row, now));
       }
     }
-    report.added += await runCounted(indexDbFor(env, meshId), inserts);
-    report.fixed += await runCounted(indexDbFor(env, meshId), fixes);
-    report.tombstoned += await runCounted(indexDbFor(env, meshId), tombstones);
+    report.added += await runCounted(db, inserts);
+    report.fixed += await runCounted(db, fixes);
+    report.tombstoned += await runCounted(db, tombstones);
 
     if (outOfHeads) return;
     if (upTo === null) {

@@ -5,11 +5,20 @@
 
 export type IndexShardBinding = `INDEX_DB_${number}`;
 
+/**
+ * What the shard code needs of an env. The INDEX_DB_<i> bindings are looked up by name (boundShard)
+ * rather than typed as an index signature: an app's own Env interface, which has none, must stay
+ * assignable to meshbox's.
+ */
 export interface ShardEnv {
   DB: D1Database;
   /** Meshes absent from the directory whose rows may still sit in this shard (adding shards to a tenant). */
   INDEX_LEGACY_SHARD?: string;
-  [binding: IndexShardBinding]: D1Database | undefined;
+}
+
+/** The INDEX_DB_<shard> binding, or undefined when it is not bound. */
+export function boundShard(env: ShardEnv, shard: number): D1Database | undefined {
+  return (env as unknown as Record<string, D1Database | undefined>)[shardBinding(shard)];
 }
 
 /** More than this many bindings is a configuration mistake, not a plan: stop counting there. */
@@ -22,19 +31,19 @@ export function shardBinding(shard: number): IndexShardBinding {
 /** N: the number of consecutive INDEX_DB_<i> bindings, or 1 (DB itself) when there are none. */
 export function shardCount(env: ShardEnv): number {
   let n = 0;
-  while (n < MAX_SHARDS && env[shardBinding(n)] !== undefined) n++;
+  while (n < MAX_SHARDS && boundShard(env, n) !== undefined) n++;
   return Math.max(1, n);
 }
 
 /** Whether the index is sharded at all (N > 1, or a single INDEX_DB_0 distinct from DB). */
 export function isSharded(env: ShardEnv): boolean {
-  return env[shardBinding(0)] !== undefined;
+  return boundShard(env, 0) !== undefined;
 }
 
 /** The database of shard `shard`; DB when the index is not sharded. */
 export function shardDb(env: ShardEnv, shard: number): D1Database {
   if (!isSharded(env)) return env.DB;
-  const db = env[shardBinding(shard)];
+  const db = boundShard(env, shard);
   if (db === undefined) throw new Error(`index shard ${shard} is not bound`);
   return db;
 }
