@@ -57,27 +57,6 @@ export default defineConfig(async () => {
             setupFiles: ["./test/apply-migrations.ts"],
           },
         },
-        // `npm run bench:index` only (bench/index-statements): statement service times on local D1.
-        ...(process.env.MESHBOX_BENCH_INDEX === "1"
-          ? [
-              {
-                plugins: [
-                  cloudflareTest({
-                    wrangler: { configPath: "./wrangler.toml" },
-                    miniflare: {
-                      bindings: { TEST_MIGRATIONS: migrations, LOG_REQUESTS: "0" },
-                      d1Databases: { INDEX_DB_0: "bench-index-0", INDEX_DB_1: "bench-index-1" },
-                    },
-                  }),
-                ],
-                test: {
-                  name: "bench-index",
-                  include: ["bench/index-statements/*.bench.test.ts"],
-                  setupFiles: ["./test/apply-migrations.ts"],
-                },
-              },
-            ]
-          : []),
         {
           test: {
             name: "e2e",
