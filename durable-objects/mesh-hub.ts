@@ -60,6 +60,8 @@ export class MeshHub extends DurableObject<HubEnv> {
   readonly #push: PushHub;
   readonly #guard: SocketGuard;
   #mesh: string | null = null;
+  /** The alarm time this hub last set (null: none), unknown (undefined) until it sets or clears one. */
+  #alarmAt: number | null | undefined = undefined;
   /** Set while this hub moves its mesh's index (one move per mesh at a time). */
   #movingIndex = false;
 
@@ -250,6 +252,8 @@ export class MeshHub extends DurableObject<HubEnv> {
   }
 
   override async alarm(): Promise<void> {
+    // The alarm that woke the hub is spent.
+    this.#alarmAt = null;
     const now = Date.now();
     const due = this.#push.dueAt();
     if (due !== null && due <= now) this.#push.flush(now);
@@ -268,10 +272,16 @@ export class MeshHub extends DurableObject<HubEnv> {
     const due = this.#push.dueAt();
     const candidates = [due, nextExpiry, this.#activity.dueAt()].filter((t): t is number => t !== null);
     if (candidates.length === 0) {
-      await this.ctx.storage.deleteAlarm();
+      if (this.#alarmAt !== null) await this.ctx.storage.deleteAlarm();
+      this.#alarmAt = null;
       return;
     }
-    await this.ctx.storage.setAlarm(Math.max(Math.min(...candidates), now));
+    const at = Math.max(Math.min(...candidates), now);
+    // An alarm already set no later than `at` wakes the hub in time, and alarm() sets the next one
+    // from the state then: a burst of writes (each moving the quiet window on) sets no alarm each.
+    if (!scanSockets && this.#alarmAt !== undefined && this.#alarmAt !== null && this.#alarmAt <= at) return;
+    await this.ctx.storage.setAlarm(at);
+    this.#alarmAt = at;
   }
 
   /** Closes the sockets of revoked sessions (4403) or expired ones (4401). */
@@ -387,6 +397,7 @@ export class MeshHub extends DurableObject<HubEnv> {
     const snapshots = this.#snapshots.count();
     const closedSockets = this.#push.closeAll(4403, "The mesh was wiped.");
     await this.ctx.storage.deleteAlarm();
+    this.#alarmAt = null;
     await this.ctx.storage.deleteAll();
     createSchema(this.ctx.storage.sql);
     this.#mesh = null;
