@@ -62,8 +62,10 @@ export function limitStream(
 
 /** Reads a small body whole (control objects, JSON), refusing it past the limit. */
 export async function readBodyWithin(request: Request, limit: number, what: string): Promise<Uint8Array> {
-  assertDeclaredWithin(request, limit, what);
+  const declared = assertDeclaredWithin(request, limit, what);
   if (request.body === null) return new Uint8Array(0);
+  // A declared length within the limit bounds the read: read it at once, no stream stage.
+  if (declared !== null) return readDeclared(request, declared);
   const reader = limitStream(request.body, limit, what).getReader();
   const chunks: Uint8Array[] = [];
   let total = 0;
@@ -121,6 +123,18 @@ export interface SizedBody {
   failure(): HttpError | null;
 }
 
+/** Reads a body whose Content-Length was checked against the limit; 400 when it differs. */
+async function readDeclared(request: Request, length: number): Promise<Uint8Array> {
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await request.arrayBuffer());
+  } catch {
+    throw badRequest("The request body could not be read.");
+  }
+  if (bytes.byteLength !== length) throw badRequest(`The body did not match its Content-Length of ${length} bytes.`);
+  return bytes;
+}
+
 /** Declared lengths up to this are read into memory at once (sizedBody). */
 const BUFFER_AT_MOST = 256 * 1024;
 
@@ -133,15 +147,8 @@ export async function sizedBody(request: Request, limit: number, what: string): 
   const length = assertDeclaredWithin(request, limit, what);
   if (length !== null && length <= BUFFER_AT_MOST && request.body !== null) {
     // A small body (every change file a client writes) is read at once: two stream stages per
-    // chunk cost more than the copy. The declared length bounds what is read.
-    let bytes: Uint8Array;
-    try {
-      bytes = new Uint8Array(await request.arrayBuffer());
-    } catch {
-      throw badRequest("The request body could not be read.");
-    }
-    if (bytes.byteLength !== length) throw badRequest(`The body did not match its Content-Length of ${length} bytes.`);
-    return { body: bytes, length, failure: () => null };
+    // chunk cost more than the copy.
+    return { body: await readDeclared(request, length), length, failure: () => null };
   }
   if (length === null || request.body === null) {
     const bytes = await readBodyWithin(request, limit, what);
