@@ -119,6 +119,8 @@ describe("npm run dev -- --env shards", () => {
     for (const mesh of meshes) {
       const holding = SHARD_BINDINGS.filter((binding) => Number(query(persistTo, binding, `SELECT count(*) AS n FROM objects WHERE mesh = '${mesh}'`)[0]?.n) > 0);
       expect(holding, mesh).toHaveLength(1);
+      // With index shards bound, DB keeps only the directory and auth state.
+      expect(holding[0], mesh).not.toBe("DB");
     }
   });
 
