@@ -7,7 +7,7 @@
 //   POST /capacity/time?statement=S&samples=N&group=G N samples, each G runs of S in sequence
 //   POST /capacity/throughput?dbs=K&loops=L&ms=T      L sequential loops per database on K databases
 //   POST /capacity/fill?n=N                           N change-file rows into INDEX_DB_3 (bytes per row)
-import { fillFolder, listChildrenStatement, childParentsStatement, listingWindow, readRowStatement, tombstoneStatements, upsertUnlessDeletedStatement } from "../../worker/objects/object-index";
+import { fillFolder, jsonListingOf, listChildrenJsonStatement, childParentsStatement, listingWindow, readRowStatement, tombstoneStatements, upsertUnlessDeletedStatement } from "../../worker/objects/object-index";
 import type { ObjectEntry } from "../../worker/objects/object-types";
 import { hourlyWriteStatement } from "../../worker/objects/usage";
 
@@ -109,8 +109,8 @@ async function fillFixture(db: D1Database): Promise<Record<string, number>> {
   await fillFolder(db, MESH, SMALL_FOLDER, rows(SMALL_FOLDER, 100), now);
   await fillFolder(db, MESH, "/MyApp", [...rows(LARGE_FOLDER, 1_000), ...devices, ...mainline], now);
   await fillFolder(db, MESH, TOMB_FOLDER, rows(TOMB_FOLDER, TOMB_ROWS), now);
-  const listed = await listChildrenStatement(db, MESH, LARGE_FOLDER, listingWindow(now, LISTING_MS)).all();
-  return { large: listed.results.length, tomb: TOMB_ROWS };
+  const listed = jsonListingOf(await listChildrenJsonStatement(db, MESH, LARGE_FOLDER, listingWindow(now, LISTING_MS)).all());
+  return { large: (JSON.parse(listed.files) as unknown[]).length, tomb: TOMB_ROWS };
 }
 
 /** Per statement name: run number `i` of it against `db` (the fixture mesh's shard) once. */
@@ -141,8 +141,8 @@ const RUNNERS: Record<string, Runner> = {
   },
   // Read path.
   "read row": (db, _env, i) => readRowStatement(db, MESH, changeEntry(LARGE_FOLDER, i % 1_000, 0).path).first(),
-  "list-files 100": (db) => listChildrenStatement(db, MESH, SMALL_FOLDER, listingWindow(Date.now(), LISTING_MS)).all(),
-  "list-files 1000": (db) => listChildrenStatement(db, MESH, LARGE_FOLDER, listingWindow(Date.now(), LISTING_MS)).all(),
+  "list-files 100": (db) => listChildrenJsonStatement(db, MESH, SMALL_FOLDER, listingWindow(Date.now(), LISTING_MS)).all(),
+  "list-files 1000": (db) => listChildrenJsonStatement(db, MESH, LARGE_FOLDER, listingWindow(Date.now(), LISTING_MS)).all(),
   "list-folders": (db) => childParentsStatement(db, MESH, "/MyApp", listingWindow(Date.now(), LISTING_MS)).all(),
   // The shard directory, in DB.
   directory: (_db, env, i) => env.DB.prepare("SELECT shard FROM index_directory WHERE mesh = ?1").bind(i % 2 === 0 ? MESH : `mesh_${i % DIRECTORY_ROWS}`).first(),

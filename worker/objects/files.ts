@@ -6,7 +6,7 @@ import type { Env } from "../env";
 import { readConfig } from "../lib/config";
 import { HttpError, unavailable } from "../lib/errors";
 import { assertDeclaredWithin, readBodyWithin, sizedBody } from "../lib/body";
-import { classifyPath, descendantPrefix, isControlClass, parentOf, type PathClass } from "../lib/paths";
+import { classifyPath, descendantPrefix, isControlClass, nameOf, parentOf, type PathClass } from "../lib/paths";
 import type { ControlClass, InvalidationEvent } from "../../durable-objects/hub-api";
 import { toFileInfo, type FileInfo, type ObjectEntry, type Precondition, type WriteOutcome } from "./object-types";
 import {
@@ -342,7 +342,7 @@ export async function fileMetadata(env: Env, meshId: string, path: string): Prom
 }
 
 function nameOfEntry(entry: ObjectEntry): string {
-  return entry.path.slice(entry.path.lastIndexOf("/") + 1);
+  return nameOf(entry.path);
 }
 
 /** Code point order, which is SQLite's BINARY order of UTF-8 text: merged listings sort as D1 sorts. */

@@ -6,7 +6,7 @@
 // Rows with location 'hub' are left from before control objects stopped being indexed here:
 // every query skips them and the maintenance cron drops them (dropLegacyHubRows).
 import { classifyPath, isControlClass, nameOf, parentOf, type PathClass } from "../lib/paths";
-import type { ObjectEntry, ObjectLocation } from "./object-types";
+import type { FileInfo, ObjectEntry, ObjectLocation } from "./object-types";
 import { RETURNING_LAST_WRITE, runWithWriteTouch, touchWriteStatement } from "./usage";
 
 /** An index row, live or tombstoned. */
@@ -211,10 +211,6 @@ function listedWhere(param: string): string {
   return `location <> 'hub' AND (deleted_at IS NULL OR (class = 'change' AND location = 'r2' AND deleted_at > ${param}))`;
 }
 
-/** Listed rows are described with their deletion time as modifiedTime (see the module comment above). */
-const LISTED_COLUMNS =
-  "path, size, etag, coalesce(deleted_at, modified_at) AS modified_at, class, location, version, deleted_at";
-
 /** isListed in code: the same rule as listedWhere, for a row read by exact path. */
 export function isListed(row: IndexRow, window: ListingWindow): boolean {
   if (row.location === "hub") return false;
@@ -227,14 +223,8 @@ export function asListed(row: IndexRow): IndexRow {
   return row.deletedAt === null ? row : { ...row, modifiedAt: row.deletedAt };
 }
 
-export function listChildrenStatement(db: D1Database, meshId: string, folder: string, window: ListingWindow): D1PreparedStatement {
-  return db
-    .prepare(`SELECT ${LISTED_COLUMNS} FROM objects WHERE mesh = ?1 AND parent = ?2 AND ${listedWhere("?3")} ORDER BY name`)
-    .bind(meshId, folder, window.deletedAfter);
-}
-
 /**
- * The same listing, built by D1 as the wire's JSON array (PROTOCOL.md list-files: name, path,
+ * A folder's listed direct children, built by D1 as the wire's JSON array (PROTOCOL.md list-files: name, path,
  * size, modifiedTime, etag), so the Worker neither builds 1,000 objects nor serializes them; with
  * the first and last names, so a few entries from elsewhere can be spliced in without parsing.
  * modifiedTime is ISO 8601 in UTC with milliseconds, as Date.toISOString writes it (integer
@@ -275,9 +265,9 @@ export function jsonListingOf(result: D1Result): JsonListing {
   };
 }
 
-/** Listed direct children of a folder, sorted by name. */
-export async function listChildren(db: D1Database, meshId: string, folder: string, window: ListingWindow): Promise<IndexRow[]> {
-  return rowsOf(await listChildrenStatement(db, meshId, folder, window).all());
+/** Listed direct children of a folder as the wire describes them, sorted by name. */
+export async function listChildren(db: D1Database, meshId: string, folder: string, window: ListingWindow): Promise<FileInfo[]> {
+  return JSON.parse(jsonListingOf(await listChildrenJsonStatement(db, meshId, folder, window).all()).files) as FileInfo[];
 }
 
 export function childParentsStatement(db: D1Database, meshId: string, folder: string, window: ListingWindow): D1PreparedStatement {
