@@ -44,6 +44,11 @@ export class ActivityLedger {
     return since === 0 ? null : since + FLUSH_INTERVAL_MS;
   }
 
+  /** Makes the next copy due a full interval from `now`. */
+  postpone(now: number): void {
+    writeMeta(this.#sql, "activity_dirty_since", now);
+  }
+
   /** Copies what changed since the last copy through `sink`; a failed sink leaves it due again. */
   async flush(sink: ActivitySink, now: number): Promise<void> {
     const flushed = readCounter(this.#sql, "activity_flushed_rev");
@@ -64,7 +69,7 @@ export class ActivityLedger {
         readCounter(this.#sql, "activity_last_write_at"),
       );
     } catch (err) {
-      writeMeta(this.#sql, "activity_dirty_since", now);
+      this.postpone(now);
       throw err;
     }
     // Writes counted while the sink ran have a newer rev and stay due.

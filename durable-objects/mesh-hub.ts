@@ -205,8 +205,11 @@ export class MeshHub extends DurableObject<HubEnv> {
   /** Copies the counters to D1 when due; a failure is logged and retried a minute later. */
   async #flushActivity(now: number): Promise<void> {
     const due = this.#activity.dueAt();
-    if (due === null || due > now || this.#mesh === null) return;
+    if (due === null || due > now) return;
     const mesh = this.#mesh;
+    // A hub that does not know its mesh yet (a write racing a wipe) tries again a minute later
+    // rather than waking at once, forever.
+    if (mesh === null) return this.#activity.postpone(now);
     const db = indexDbFor(this.env, mesh);
     try {
       await this.#activity.flush(async (rows, lastWriteAt) => {

@@ -7,6 +7,12 @@ import { clearPlacementCache, markMoving, notePlacement, place, readPlacement } 
 import { shardDb } from "../../worker/shards/shard-bindings";
 import { indexDbFor } from "../../worker/shards/mesh-index-db";
 import { moveMeshIndex } from "../../worker/operations/shard-move";
+import { findIdleMeshes } from "../../worker/operations/maintenance";
+
+/** The idle-cleanup query of the cron, on one shard, with every mesh idle since epoch 1 ms. */
+async function runIdleQuery(shard: number): Promise<string[]> {
+  return (await findIdleMeshes(shardDb(env, shard), 2, 1_000)).map((m) => m.mesh);
+}
 import { adminEnv, asAdmin, call, jsonBody } from "./admin-support";
 import { changeName, ioUrl, newMesh } from "./io-support";
 
@@ -284,6 +290,69 @@ describe("moving a mesh", () => {
     expect(rows?.n).toBe(6);
     expect(await rowsIn(from, mesh)).toBe(0);
     expect(await readPlacement(env, mesh)).toMatchObject({ shard: to, movingTo: null, epoch: 2 });
+  });
+
+  it("keeps the target fenced during the copy, so an isolate that still caches it from an earlier stay reads and writes nothing there", async () => {
+    const { mesh, shard: home } = await writtenMesh();
+    const away = (home + 1) % SHARDS.length;
+    const move = (shard: number) => call(adminEnv(), "/admin/shards/move", { method: "POST", ...asAdmin(jsonBody({ mesh, shard })) });
+    expect((await move(away)).status).toBe(200);
+    expect((await move(home)).status).toBe(200);
+    expect((await putChange(mesh, changeName(7))).status).toBe(201);
+    expect((await listChanges(mesh)).names).toHaveLength(2);
+    // Move to `away` again, and stop it during the copy: both shards are fenced now.
+    const broken = { ...adminEnv() } as unknown as Record<string, unknown>;
+    const target = shardDb(env, away);
+    broken[`INDEX_DB_${away}`] = new Proxy(target, {
+      get(obj, prop) {
+        if (prop === "prepare") {
+          return (sql: string) => {
+            if (sql.startsWith(`INSERT OR REPLACE INTO "objects"`)) throw new Error("D1_ERROR: injected outage during the copy");
+            return obj.prepare(sql);
+          };
+        }
+        const value = Reflect.get(obj, prop, obj) as unknown;
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(obj) : value;
+      },
+    });
+    await expect(moveMeshIndex(broken as unknown as Env, mesh, away)).rejects.toThrow(/injected outage/);
+    // An isolate whose cache still says `away` is sent to the frozen home shard for reads...
+    notePlacement(mesh, away);
+    expect((await listChanges(mesh, adminEnv())).names).toHaveLength(2);
+    // ...and its writes are held (503 index_moving), never acknowledged on the half-copied target.
+    notePlacement(mesh, away);
+    const held = await putChange(mesh, changeName(8), adminEnv());
+    expect(held.status).toBe(503);
+    expect(await rowsIn(away, mesh)).toBe(0);
+    expect((await move(away)).status).toBe(200);
+    expect((await putChange(mesh, changeName(8), adminEnv())).status).toBe(201);
+    expect((await listChanges(mesh, adminEnv())).names).toHaveLength(3);
+    expect(await rowsIn(home, mesh)).toBe(0);
+  }, 20_000);
+
+  it("finishes the cleanup of a move that stopped after its switch when it is run again", async () => {
+    const { mesh, shard: from } = await writtenMesh();
+    const to = (from + 1) % SHARDS.length;
+    const move = () => call(adminEnv(), "/admin/shards/move", { method: "POST", ...asAdmin(jsonBody({ mesh, shard: to })) });
+    expect((await move()).status).toBe(200);
+    // As if it had stopped between the switch and the cleanup: the directory still says moving,
+    // and the old shard still holds a frozen copy (behind its fence).
+    await env.DB.prepare(`UPDATE index_directory SET moving_to = ?2 WHERE mesh = ?1`).bind(mesh, to).run();
+    const old = shardDb(env, from);
+    const fence = await old.prepare(`SELECT to_shard, at FROM moved_meshes WHERE mesh = ?1`).bind(mesh).first<{ to_shard: number; at: number }>();
+    expect(fence).not.toBeNull();
+    await old.batch([
+      old.prepare(`DELETE FROM moved_meshes WHERE mesh = ?1`).bind(mesh),
+      old.prepare(`INSERT INTO mesh_usage (mesh, last_write_at) VALUES (?1, 1)`).bind(mesh),
+      old.prepare(`INSERT INTO moved_meshes (mesh, to_shard, at) VALUES (?1, ?2, ?3)`).bind(mesh, fence!.to_shard, fence!.at),
+    ]);
+    expect(await rowsIn(from, mesh)).toBe(1);
+    // The cron's cross-mesh queries leave the frozen copy alone (it would look idle since epoch 1).
+    expect(await runIdleQuery(from)).not.toContain(mesh);
+    expect((await move()).status).toBe(200);
+    expect(await rowsIn(from, mesh)).toBe(0);
+    expect(await readPlacement(env, mesh)).toMatchObject({ shard: to, movingTo: null });
+    expect((await move()).status).toBe(409);
   });
 
   it("moves a mesh back to the shard it came from", async () => {

@@ -7,6 +7,7 @@
 // every query skips them and the maintenance cron drops them (dropLegacyHubRows).
 import { classifyPath, isControlClass, nameOf, parentOf, type PathClass } from "../lib/paths";
 import type { FileInfo, ObjectEntry, ObjectLocation } from "./object-types";
+import { NOT_MOVED } from "../shards/shard-bindings";
 import { RETURNING_LAST_WRITE, runWithWriteTouch, touchWriteStatement } from "./usage";
 
 /** An index row, live or tombstoned. */
@@ -387,7 +388,7 @@ export async function listPurgeableTombstones(
   const { results } = await db
     .prepare(
       `SELECT mesh, path FROM objects
-       WHERE deleted_at IS NOT NULL AND deleted_at < ?1 AND location = 'r2'
+       WHERE deleted_at IS NOT NULL AND deleted_at < ?1 AND location = 'r2' AND ${NOT_MOVED}
        ORDER BY deleted_at LIMIT ?2`,
     )
     .bind(deletedBefore, limit)
@@ -415,7 +416,7 @@ export function markPurgedStatements(db: D1Database, rows: readonly { mesh: stri
 /** Drops tombstones older than the retention whose bodies are gone. */
 export async function dropOldTombstones(db: D1Database, deletedBefore: number): Promise<number> {
   const result = await db
-    .prepare(`DELETE FROM objects WHERE deleted_at IS NOT NULL AND deleted_at < ?1 AND location <> 'r2'`)
+    .prepare(`DELETE FROM objects WHERE deleted_at IS NOT NULL AND deleted_at < ?1 AND location <> 'r2' AND ${NOT_MOVED}`)
     .bind(deletedBefore)
     .run();
   return result.meta.changes ?? 0;
@@ -424,7 +425,7 @@ export async function dropOldTombstones(db: D1Database, deletedBefore: number): 
 /** Drops up to `limit` rows left from when control objects were indexed here (migration 0006). */
 export async function dropLegacyHubRows(db: D1Database, limit: number): Promise<number> {
   const result = await db
-    .prepare(`DELETE FROM objects WHERE (mesh, path) IN (SELECT mesh, path FROM objects WHERE location = 'hub' LIMIT ?1)`)
+    .prepare(`DELETE FROM objects WHERE (mesh, path) IN (SELECT mesh, path FROM objects WHERE location = 'hub' AND ${NOT_MOVED} LIMIT ?1)`)
     .bind(limit)
     .run();
   return result.meta.changes ?? 0;

@@ -6,6 +6,7 @@ import type { Env } from "../env";
 import type { Config } from "../lib/config";
 import type { HourlyCount } from "../../durable-objects/hub-api";
 import { indexDbFor } from "../shards/mesh-index-db";
+import { NOT_MOVED } from "../shards/shard-bindings";
 
 export const HOUR_MS = 3_600_000;
 
@@ -110,7 +111,7 @@ export function hubActivityStatements(db: D1Database, meshId: string, activity: 
 export async function pruneHourlyActivity(db: D1Database, cutoff: number, limit = 5_000): Promise<number> {
   const result = await db
     .prepare(
-      `DELETE FROM mesh_hourly WHERE (mesh, hour) IN (SELECT mesh, hour FROM mesh_hourly WHERE hour < ?1 LIMIT ?2)`,
+      `DELETE FROM mesh_hourly WHERE (mesh, hour) IN (SELECT mesh, hour FROM mesh_hourly WHERE hour < ?1 AND ${NOT_MOVED} LIMIT ?2)`,
     )
     .bind(Math.floor(cutoff / HOUR_MS), limit)
     .run();

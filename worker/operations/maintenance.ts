@@ -1,5 +1,6 @@
 // D1 queries of the scheduled maintenance: which meshes are idle, recording an eviction, and
 // which meshes the reconcile samples this run. Every query is bounded by a LIMIT.
+import { NOT_MOVED } from "../shards/shard-bindings";
 
 export interface IdleMesh {
   mesh: string;
@@ -15,7 +16,7 @@ export async function findIdleMeshes(db: D1Database, cutoff: number, limit: numb
     .prepare(
       `SELECT mesh, last_write_at FROM mesh_usage
        WHERE last_write_at IS NOT NULL AND last_write_at < ?1
-         AND (evicted_at IS NULL OR evicted_at < last_write_at)
+         AND (evicted_at IS NULL OR evicted_at < last_write_at) AND ${NOT_MOVED}
        ORDER BY last_write_at LIMIT ?2`,
     )
     .bind(cutoff, limit)
@@ -49,7 +50,7 @@ export async function sampleMeshes(db: D1Database, count: number): Promise<strin
   const { results } = await db
     .prepare(
       `SELECT mesh FROM mesh_usage
-       WHERE evicted_at IS NULL OR evicted_at < coalesce(last_write_at, 0)
+       WHERE (evicted_at IS NULL OR evicted_at < coalesce(last_write_at, 0)) AND ${NOT_MOVED}
        ORDER BY random() LIMIT ?1`,
     )
     .bind(count)

@@ -4,6 +4,7 @@
 import type { Env } from "../env";
 import { recoveryTotals } from "../objects/recovery";
 import { overShards } from "../shards/shard-maintenance";
+import { NOT_MOVED } from "../shards/shard-bindings";
 
 export type MeshSort = "lastWrite" | "bytes" | "objects";
 export type SortOrder = "asc" | "desc";
@@ -54,15 +55,15 @@ export async function listMeshes(db: D1Database, q: MeshListQuery): Promise<{ me
   const afterClause = q.after === null ? "" : `AND (${key} ${cmp} ?3 OR (${key} = ?3 AND m.mesh ${cmp} ?4))`;
   const sql = `
     WITH m AS (
-      SELECT mesh FROM objects WHERE substr(mesh, 1, length(?1)) = ?1
-      UNION SELECT mesh FROM mesh_usage WHERE substr(mesh, 1, length(?1)) = ?1
+      SELECT mesh FROM objects WHERE substr(mesh, 1, length(?1)) = ?1 AND ${NOT_MOVED}
+      UNION SELECT mesh FROM mesh_usage WHERE substr(mesh, 1, length(?1)) = ?1 AND ${NOT_MOVED}
     ),
     i AS (
       SELECT mesh,
              count(*) FILTER (WHERE deleted_at IS NULL) AS objects,
              sum(size) FILTER (WHERE deleted_at IS NULL) AS bytes,
              count(*) FILTER (WHERE deleted_at IS NULL AND class = 'change') AS change_files
-      FROM objects WHERE substr(mesh, 1, length(?1)) = ?1 AND location <> 'hub' GROUP BY mesh
+      FROM objects WHERE substr(mesh, 1, length(?1)) = ?1 AND location <> 'hub' AND ${NOT_MOVED} GROUP BY mesh
     )
     SELECT m.mesh, i.objects, i.bytes, i.change_files, u.stored_count, u.stored_bytes,
            u.last_write_at, u.last_read_at, ${key} AS sort_value
@@ -147,16 +148,16 @@ export async function readTenantUsage(env: Env): Promise<TenantUsage> {
 /** One shard's totals (recovery is tenant-wide, in DB: zero here). */
 async function shardUsage(db: D1Database): Promise<TenantUsage> {
   const [meshes, index, stored] = await db.batch<Record<string, number | null>>([
-    db.prepare(`SELECT count(*) AS n FROM (SELECT mesh FROM objects UNION SELECT mesh FROM mesh_usage)`),
+    db.prepare(`SELECT count(*) AS n FROM (SELECT mesh FROM objects WHERE ${NOT_MOVED} UNION SELECT mesh FROM mesh_usage WHERE ${NOT_MOVED})`),
     db.prepare(
       `SELECT count(*) AS objects,
               sum(size) FILTER (WHERE class = 'change') AS change,
               sum(size) FILTER (WHERE class = 'snapshot') AS snapshot,
               sum(size) FILTER (WHERE class NOT IN ('change', 'snapshot')) AS other
-       FROM objects WHERE deleted_at IS NULL AND location <> 'hub'`,
+       FROM objects WHERE deleted_at IS NULL AND location <> 'hub' AND ${NOT_MOVED}`,
     ),
     // Control objects live in the hubs, which copy their bytes here from their alarms.
-    db.prepare(`SELECT sum(stored_count) AS files, sum(stored_bytes) AS bytes, sum(control_bytes) AS control FROM mesh_usage`),
+    db.prepare(`SELECT sum(stored_count) AS files, sum(stored_bytes) AS bytes, sum(control_bytes) AS control FROM mesh_usage WHERE ${NOT_MOVED}`),
   ]);
   const m = meshes?.results[0] ?? {};
   const i = index?.results[0] ?? {};

@@ -80,3 +80,11 @@ export function hashShard(meshId: string, count: number): number {
   }
   return h % count;
 }
+
+/**
+ * Cross-mesh maintenance on one shard skips the meshes its fence names (migration 0005): their
+ * rows there are frozen copies of a mesh that lives, or is moving, elsewhere; touching them would
+ * act on stale state (a purge could delete a body the mesh wrote again) and a fenced row aborts
+ * the whole statement.
+ */
+export const NOT_MOVED = "mesh NOT IN (SELECT mesh FROM moved_meshes)";

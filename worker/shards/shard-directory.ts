@@ -160,11 +160,19 @@ export async function markMoving(env: ShardEnv, meshId: string, to: number): Pro
   await env.DB.prepare(`UPDATE index_directory SET moving_to = ?2 WHERE mesh = ?1`).bind(meshId, to).run();
 }
 
-/** Move step (e): the switch. The epoch counts moves, so an operator can tell placements apart. */
+/**
+ * Move step (e): the switch; the mesh lives on `to` from now on, and moving_to stays set until
+ * the cleanup is done. The epoch counts moves, so an operator can tell placements apart.
+ */
 export async function switchShard(env: ShardEnv, meshId: string, to: number): Promise<void> {
-  await env.DB.prepare(`UPDATE index_directory SET shard = ?2, epoch = epoch + 1, moving_to = NULL WHERE mesh = ?1`)
+  await env.DB.prepare(`UPDATE index_directory SET shard = ?2, epoch = epoch + 1, moving_to = ?2 WHERE mesh = ?1`)
     .bind(meshId, to)
     .run();
   remember(meshId, to);
   loadCache = null;
+}
+
+/** The end of a move: nothing of the mesh is left on another shard but its fence. */
+export async function finishMove(env: ShardEnv, meshId: string): Promise<void> {
+  await env.DB.prepare(`UPDATE index_directory SET moving_to = NULL WHERE mesh = ?1`).bind(meshId).run();
 }
