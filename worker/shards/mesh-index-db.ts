@@ -27,8 +27,8 @@ const MOVE_POLL_MS = 50;
 /** Redirects per call: more than this means the mesh is moving back and forth; answer 503. */
 const MAX_REDIRECTS = 8;
 
-/** Statements that change rows place an unplaced mesh; a read or a delete never does. */
-const PLACING = /^\s*(INSERT|UPDATE|REPLACE|WITH)\b/i;
+/** Statements that change rows place an unplaced mesh (a CTE only when it writes); a read or a delete never does. */
+const PLACING = /^\s*(?:WITH\b[\s\S]*?\b)?(?:INSERT|UPDATE|REPLACE)\b/i;
 
 /**
  * The database that holds `meshId`'s per-mesh rows (objects, indexed_folders, stored_files,
