@@ -50,6 +50,24 @@ async function shardOf(mesh: string): Promise<number> {
   return placed.shard;
 }
 
+/** The test env with shard `to` refusing the copy of the objects table (a move then stops mid-copy). */
+function copyFailingEnv(to: number): Env {
+  const target = shardDb(env, to);
+  const failing = new Proxy(target, {
+    get(obj, prop) {
+      if (prop === "prepare") {
+        return (sql: string) => {
+          if (sql.startsWith(`INSERT OR REPLACE INTO "objects"`)) throw new Error("D1_ERROR: injected outage during the copy");
+          return obj.prepare(sql);
+        };
+      }
+      const value = Reflect.get(obj, prop, obj) as unknown;
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(obj) : value;
+    },
+  });
+  return { ...adminEnv(), [`INDEX_DB_${to}`]: failing } as Env;
+}
+
 /** A mesh written once, so it is placed; returns its shard. */
 async function writtenMesh(): Promise<{ mesh: string; shard: number }> {
   const mesh = newMesh();
@@ -263,21 +281,7 @@ describe("moving a mesh", () => {
     expect(before).toHaveLength(6);
     const to = (from + 2) % SHARDS.length;
     // The target shard fails while the objects are copied: the move stops after the fence went up.
-    const broken = { ...adminEnv() } as unknown as Record<string, unknown>;
-    const target = shardDb(env, to);
-    broken[`INDEX_DB_${to}`] = new Proxy(target, {
-      get(obj, prop) {
-        if (prop === "prepare") {
-          return (sql: string) => {
-            if (sql.startsWith(`INSERT OR REPLACE INTO "objects"`)) throw new Error("D1_ERROR: injected outage during the copy");
-            return obj.prepare(sql);
-          };
-        }
-        const value = Reflect.get(obj, prop, obj) as unknown;
-        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(obj) : value;
-      },
-    });
-    await expect(moveMeshIndex(broken as unknown as Env, mesh, to)).rejects.toThrow(/injected outage/);
+    await expect(moveMeshIndex(copyFailingEnv(to), mesh, to)).rejects.toThrow(/injected outage/);
     const halfway = await readPlacement(env, mesh);
     expect(halfway).toMatchObject({ shard: from, movingTo: to });
     // The frozen shard still answers reads completely.
@@ -301,21 +305,7 @@ describe("moving a mesh", () => {
     expect((await putChange(mesh, changeName(7))).status).toBe(201);
     expect((await listChanges(mesh)).names).toHaveLength(2);
     // Move to `away` again, and stop it during the copy: both shards are fenced now.
-    const broken = { ...adminEnv() } as unknown as Record<string, unknown>;
-    const target = shardDb(env, away);
-    broken[`INDEX_DB_${away}`] = new Proxy(target, {
-      get(obj, prop) {
-        if (prop === "prepare") {
-          return (sql: string) => {
-            if (sql.startsWith(`INSERT OR REPLACE INTO "objects"`)) throw new Error("D1_ERROR: injected outage during the copy");
-            return obj.prepare(sql);
-          };
-        }
-        const value = Reflect.get(obj, prop, obj) as unknown;
-        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(obj) : value;
-      },
-    });
-    await expect(moveMeshIndex(broken as unknown as Env, mesh, away)).rejects.toThrow(/injected outage/);
+    await expect(moveMeshIndex(copyFailingEnv(away), mesh, away)).rejects.toThrow(/injected outage/);
     // An isolate whose cache still says `away` is sent to the frozen home shard for reads...
     notePlacement(mesh, away);
     expect((await listChanges(mesh, adminEnv())).names).toHaveLength(2);
