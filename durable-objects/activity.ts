@@ -2,9 +2,8 @@
 // hub's own SQLite, where counting is free: every write either passes through the hub (control
 // objects) or notifies it for push. The alarm copies them to D1 (mesh_hourly.hub_writes, and
 // mesh_usage.last_write_at with the control bytes) at most once per FLUSH_INTERVAL_MS, in one
-// batch, so a flush pays no
-// D1 statement for them. The copy carries absolute counts, so repeating it after a crash between
-// the D1 write and the local bookkeeping counts nothing twice.
+// batch, so a flush pays no D1 statement for them. The copy carries absolute counts, so repeating
+// it after a crash between the D1 write and the local bookkeeping counts nothing twice.
 import type { HourlyCount } from "./hub-api";
 import { readCounter, writeMeta } from "./hub-schema";
 
