@@ -44,23 +44,27 @@ export function firstHourOf(hours: number, now: number): number {
 
 /**
  * The last `hours` hourly buckets up to and including the one holding `now`, oldest first, zeros
- * filled. `fromHub` is the hub's own count of the recent hours (newer than its last copy to D1).
+ * filled. `fromHub` is the hub's own count of the recent hours (newer than its last copy to D1);
+ * it is awaited beside the D1 query.
  */
 export async function readHourlyActivity(
   db: D1Database,
   meshId: string,
   hours: number,
-  now = Date.now(),
-  fromHub: readonly HourlyCount[] = [],
+  now: number,
+  fromHub: Promise<readonly HourlyCount[]>,
 ): Promise<HourlyBucket[]> {
   const first = firstHourOf(hours, now);
   const last = first + hours - 1;
-  const { results } = await db
-    .prepare(`SELECT hour, writes, bytes, hub_writes, hub_bytes FROM mesh_hourly WHERE mesh = ?1 AND hour BETWEEN ?2 AND ?3`)
-    .bind(meshId, first, last)
-    .all<{ hour: number; writes: number; bytes: number; hub_writes: number; hub_bytes: number }>();
+  const [{ results }, hubCounts] = await Promise.all([
+    db
+      .prepare(`SELECT hour, writes, bytes, hub_writes, hub_bytes FROM mesh_hourly WHERE mesh = ?1 AND hour BETWEEN ?2 AND ?3`)
+      .bind(meshId, first, last)
+      .all<{ hour: number; writes: number; bytes: number; hub_writes: number; hub_bytes: number }>(),
+    fromHub,
+  ]);
   const byHour = new Map(results.map((r) => [r.hour, r]));
-  const hubByHour = new Map(fromHub.map((r) => [r.hour, r]));
+  const hubByHour = new Map(hubCounts.map((r) => [r.hour, r]));
   return Array.from({ length: hours }, (_, i) => {
     const row = byHour.get(first + i);
     const hub = hubByHour.get(first + i);
@@ -153,6 +157,12 @@ function noteTouched(meshId: string, at: number): void {
   lastWriteTouch.set(meshId, at);
 }
 
+/** Whether this isolate's last touch of the mesh is an interval old (or unknown, or from a later clock). */
+function touchDue(meshId: string, at: number, intervalMs: number): boolean {
+  const last = lastWriteTouch.get(meshId);
+  return last === undefined || at - last >= intervalMs || at < last;
+}
+
 /**
  * Runs one index upsert that ends in RETURNING_LAST_WRITE and records the write in mesh_usage when
  * due; both are durable before this returns (a write is acknowledged only then). An upsert that
@@ -165,8 +175,7 @@ export async function runWithWriteTouch(
   upsert: D1PreparedStatement,
   intervalMs: number,
 ): Promise<D1Result> {
-  const last = lastWriteTouch.get(meshId);
-  if (last === undefined || at - last >= intervalMs || at < last) {
+  if (touchDue(meshId, at, intervalMs)) {
     const [result] = await db.batch([upsert, touchWriteStatement(db, meshId, at)]);
     noteTouched(meshId, at);
     return result!;
@@ -187,8 +196,7 @@ export async function runWithWriteTouch(
  * as well, so a lost background touch only delays the figure.
  */
 export function touchWriteInBackground(env: Env, ctx: ExecutionContext, meshId: string, at: number, intervalMs: number): void {
-  const last = lastWriteTouch.get(meshId);
-  if (last !== undefined && at - last < intervalMs && at >= last) return;
+  if (!touchDue(meshId, at, intervalMs)) return;
   noteTouched(meshId, at);
   const touch = touchWriteStatement(indexDbFor(env, meshId), meshId, at)
     .run()

@@ -331,16 +331,14 @@ export const meshActivity: Handler = async (request, env) => {
   }
   const now = Date.now();
   // The hub's counts are the newest (D1 gets them from its alarm, up to a minute later).
-  const [fromHub, known] = await Promise.all([
-    meshHub(env, mesh)
-      .activity(mesh, firstHourOf(hours, now))
-      .catch((err: unknown) => {
-        console.error(JSON.stringify({ level: "warn", msg: "hub activity read failed", mesh, error: String(err) }));
-        return [];
-      }),
-    hasUsageRow(indexDbFor(env, mesh), mesh),
-  ]);
-  const buckets = await readHourlyActivity(indexDbFor(env, mesh), mesh, hours, now, fromHub);
+  const fromHub = meshHub(env, mesh)
+    .activity(mesh, firstHourOf(hours, now))
+    .catch((err: unknown) => {
+      console.error(JSON.stringify({ level: "warn", msg: "hub activity read failed", mesh, error: String(err) }));
+      return [];
+    });
+  const db = indexDbFor(env, mesh);
+  const [buckets, known] = await Promise.all([readHourlyActivity(db, mesh, hours, now, fromHub), hasUsageRow(db, mesh)]);
   if (!known && buckets.every((b) => b.writes === 0)) throw notFound("no such mesh");
   return json({
     mesh,
