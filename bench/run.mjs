@@ -7,6 +7,9 @@
 //                                      (or BENCH_QUICK=1)
 //   npm run bench -- --json [file]     also write the figures (default bench/results/latest.json)
 //   npm run bench -- --runs 3          repeat each benchmark 3 times (default 5, quick 3)
+//   npm run bench -- --samples 200     samples per run of the floor comparison (default 100, quick 20)
+//   npm run bench -- --only floor:list,floor:catchup   only those parts of the floor comparison
+//                                      (overhead, writes, reads, flush, list, catchup)
 // The TypeScript support files run through Node 22's type stripping (erasable syntax only).
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -24,7 +27,7 @@ const root = path.resolve(here, "..");
 const BUDGET_MS = 25 * 60_000;
 
 function parseArgs(argv) {
-  const args = { json: null, runs: null, only: null, quick: process.env.BENCH_QUICK === "1" };
+  const args = { json: null, runs: null, samples: null, only: null, quick: process.env.BENCH_QUICK === "1" };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--json") {
@@ -39,10 +42,12 @@ function parseArgs(argv) {
       args.quick = true;
     } else if (a === "--runs") {
       args.runs = Math.max(1, Math.min(20, Number(argv[++i]) || 5));
+    } else if (a === "--samples") {
+      args.samples = Math.max(5, Math.min(1_000, Number(argv[++i]) || 100));
     } else if (a === "--only") {
       args.only = String(argv[++i] ?? "").split(",");
     } else {
-      throw new Error(`unknown argument ${a}; use --quick, --json [file], --runs N, --only name,name`);
+      throw new Error(`unknown argument ${a}; use --quick, --json [file], --runs N, --samples N, --only name,name`);
     }
   }
   args.runs ??= args.quick ? 3 : 5;
@@ -69,6 +74,12 @@ function machine() {
   };
 }
 
+/** The floor comparison's parts named by `--only floor:<part>`, or null for all of them. */
+function floorParts(only) {
+  const named = (only ?? []).filter((o) => o.startsWith("floor:")).map((o) => o.slice("floor:".length));
+  return named.length === 0 ? null : new Set(named);
+}
+
 const log = (line) => process.stderr.write(`[bench] ${line}\n`);
 
 const ADMIN_TOKEN = BENCH_ADMIN_TOKEN;
@@ -92,9 +103,9 @@ async function main() {
   const workerdPids = findWorkerdPids(worker.pid);
   const rssAtStartMiB = rssOf(workerdPids);
   const ctx = { base: worker.base, sim, runs: args.runs, log, workerPid: worker.pid };
-  const samples = args.quick ? 20 : 100;
+  const samples = args.samples ?? (args.quick ? 20 : 100);
   const suites = [
-    ["floor", () => floorComparisons({ meshbox: worker, floor, sim, runs: args.runs, samples, quick: args.quick, log, adminToken: ADMIN_TOKEN })],
+    ["floor", () => floorComparisons({ meshbox: worker, floor, sim, runs: args.runs, samples, quick: args.quick, log, adminToken: ADMIN_TOKEN, parts: floorParts(args.only) })],
   ];
   if (!args.quick) {
     suites.push(
@@ -112,7 +123,7 @@ async function main() {
   let cost = null;
   try {
     for (const [name, run] of suites) {
-      if (args.only && !args.only.includes(name)) continue;
+      if (args.only && !args.only.some((o) => o === name || o.startsWith(`${name}:`))) continue;
       if (Date.now() - startedAt > BUDGET_MS) {
         failures.push({ name, error: "skipped: time budget exhausted" });
         continue;

@@ -5,8 +5,8 @@
 //   PUT  /floor/r2?key=K                   R2 put of the body
 //   GET  /floor/r2?key=K                   R2 get, body streamed back
 //   PUT  /floor/d1?mesh=M&path=P           one D1 upsert into the index table
-//   GET  /floor/d1-list?mesh=M&parent=F    D1 select of a folder's rows, serialized to JSON
-//   POST /floor/d1-fill?mesh=M&parent=F&n=N  N rows into a folder (bench setup only)
+//   GET  /floor/d1-list?mesh=M&parent=F    D1 select of a folder's rows, serialized as the wire's JSON
+//   POST /floor/d1-fill?mesh=M&parent=F    rows [{name, size}] into a folder (bench setup only)
 //   GET  /floor/do?mesh=M&key=K            DO RPC reading one SQLite row
 //   PUT  /floor/do?mesh=M&key=K            DO RPC writing the body to SQLite
 //   PUT  /floor/r2-d1?mesh=M&path=P        R2 put, then one D1 upsert (meshbox's change-file PUT)
@@ -81,26 +81,29 @@ export default {
         return new Response(null, { status: 201 });
       }
       case "GET /floor/d1-list": {
+        // The rows a listing needs, shaped as the wire's FileInfo: the same bytes meshbox sends.
         const { results } = await env.DB.prepare(
-          `SELECT path, size, etag, modified_at, class, location, version, deleted_at FROM objects
+          `SELECT name, path, size, etag, modified_at FROM objects
            WHERE mesh = ?1 AND parent = ?2 AND deleted_at IS NULL ORDER BY name`,
         )
           .bind(q("mesh"), q("parent"))
-          .all();
-        return new Response(JSON.stringify({ files: results }), { headers: JSON_HEADERS });
+          .all<{ name: string; path: string; size: number; etag: string; modified_at: number }>();
+        const files = results.map((r) => ({ name: r.name, path: r.path, size: r.size, modifiedTime: new Date(r.modified_at).toISOString(), etag: r.etag }));
+        return new Response(JSON.stringify({ files }), { headers: JSON_HEADERS });
       }
       case "POST /floor/d1-fill": {
-        const n = Math.min(100_000, Number(q("n")) || 0);
+        // Bench setup: rows named and sized as the body says ([{name, size}], at most 1,000).
+        const rows = ((await request.json()) as { name: string; size: number }[]).slice(0, 1_000);
         const parent = q("parent");
         const statements: D1PreparedStatement[] = [];
-        for (let at = 0; at < n; at += 200) {
-          const rows = Array.from({ length: Math.min(200, n - at) }, (_, i) => ({ n: `f${String(at + i).padStart(6, "0")}.json` }));
+        for (let at = 0; at < rows.length; at += 200) {
           statements.push(
             env.DB.prepare(
               `INSERT OR IGNORE INTO objects (mesh, path, parent, name, size, etag, modified_at, class, location, version, deleted_at)
-               SELECT ?1, ?2 || '/' || json_extract(value, '$.n'), ?2, json_extract(value, '$.n'), 900, '"0123456789abcdef0123456789abcdef"', ?3, 'change', 'r2', 0, NULL
+               SELECT ?1, ?2 || '/' || json_extract(value, '$.name'), ?2, json_extract(value, '$.name'), json_extract(value, '$.size'),
+                      '"0123456789abcdef0123456789abcdef"', ?3, 'change', 'r2', 0, NULL
                FROM json_each(?4)`,
-            ).bind(q("mesh"), parent, Date.now(), JSON.stringify(rows)),
+            ).bind(q("mesh"), parent, Date.now(), JSON.stringify(rows.slice(at, at + 200))),
           );
         }
         if (statements.length > 0) await env.DB.batch(statements);
