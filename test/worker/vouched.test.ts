@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import type { Env } from "../../worker/env";
 import { adminEnv, call, changeName } from "./admin-support";
 import { indexBinding, newMesh } from "./io-support";
+import { isVouched, vouchFor } from "../../worker/objects/vouched";
 
 /** The mesh's real index binding, counting the batches run on it. */
 async function countingEnv(mesh: string, vars: Partial<Env> = {}): Promise<{ target: Env; batches: () => number }> {
@@ -74,5 +75,61 @@ describe("GETs after a listing", () => {
     const res = await get(plain, mesh, path);
     expect(res.status).toBe(200);
     expect(await res.text()).toBe("covered");
+  });
+
+  it("check the index for a listed change file that is already deleted (listed only for its window)", async () => {
+    const mesh = newMesh();
+    const plain = adminEnv();
+    const live = `/R/changes/${changeName(6)}`;
+    const gone = `/R/changes/${changeName(7)}`;
+    for (const path of [live, gone]) expect((await put(plain, mesh, path, path)).status).toBe(201);
+    expect((await call(plain, `/io/${mesh}/file?path=${encodeURIComponent(gone)}`, { method: "DELETE" })).status).toBe(204);
+    const { target, batches } = await countingEnv(mesh);
+    const listed = (await (await list(target, mesh, "/R/changes")).json()) as { files: { path: string }[] };
+    expect(listed.files.map((f) => f.path).sort()).toEqual([live, gone].sort());
+    const afterList = batches();
+    expect((await get(target, mesh, live)).status).toBe(200);
+    expect(batches()).toBe(afterList);
+    expect((await get(target, mesh, gone)).status).toBe(200);
+    expect(batches()).toBe(afterList + 1);
+  });
+});
+
+describe("The vouched listings an isolate keeps", () => {
+  const listing = (names: string[]) => ({
+    files: JSON.stringify(names.map((name) => ({ name, path: `/R/changes/${name}`, size: 1, modifiedTime: new Date(0).toISOString(), etag: '"e"' }))),
+    deleted: "[]",
+  });
+
+  it("are one per folder: a newer listing replaces the older one's names", () => {
+    const mesh = newMesh();
+    const [a, b] = [changeName(8), changeName(9)];
+    const now = Date.now();
+    vouchFor(mesh, "/R/changes", listing([a]), now);
+    vouchFor(mesh, "/R/changes", listing([b]), now);
+    expect(isVouched(mesh, `/R/changes/${a}`, now, 60_000)).toBe(false);
+    expect(isVouched(mesh, `/R/changes/${b}`, now, 60_000)).toBe(true);
+  });
+
+  it("are bounded: past 1,000 folders the oldest listing vouches for nothing", () => {
+    const first = newMesh();
+    const name = changeName(10);
+    const now = Date.now();
+    vouchFor(first, "/R/changes", listing([name]), now);
+    expect(isVouched(first, `/R/changes/${name}`, now, 60_000)).toBe(true);
+    vouchFor(first, "/R/changes", listing([name]), now);
+    for (let i = 0; i < 1_000; i++) vouchFor(newMesh(), "/R/changes", listing([name]), now);
+    expect(isVouched(first, `/R/changes/${name}`, now, 60_000)).toBe(false);
+  });
+
+  it("never vouch for a file outside the listed folder or a name that is not a change file", () => {
+    const mesh = newMesh();
+    const name = changeName(11);
+    const now = Date.now();
+    vouchFor(mesh, "/R/changes", { files: JSON.stringify([{ name: "head.json", path: "/R/changes/head.json", size: 1, modifiedTime: "", etag: "" }, { name, path: `/R/changes/${name}`, size: 1, modifiedTime: "", etag: "" }]), deleted: "[]" }, now);
+    expect(isVouched(mesh, "/R/changes/head.json", now, 60_000)).toBe(false);
+    expect(isVouched(mesh, `/R/other/${name}`, now, 60_000)).toBe(false);
+    expect(isVouched(mesh, `/R/changes/${name}`, now + 60_000, 60_000)).toBe(false);
+    expect(isVouched(mesh, `/R/changes/${name}`, now, 60_000)).toBe(true);
   });
 });

@@ -301,15 +301,18 @@ function listingWindowNow(env: Env): index.ListingWindow {
  * (`head.json` after `<digits>-…-chg_…json`), so the text is joined without being parsed.
  */
 export async function listFilesJson(env: Env, meshId: string, folder: string): Promise<string> {
+  const db = indexDbFor(env, meshId);
+  const window = listingWindowNow(env);
+  const query = () => indexed(() => index.listChildrenJsonStatement(db, meshId, folder, window).all(), "read");
   // Taken before the query: the listing vouches for its names as of a moment no later than its answer.
   const listedAt = Date.now();
-  const window = listingWindowNow(env);
-  const [result, hub] = await Promise.all([
-    fromIndex(env, meshId, folder, (db) => index.listChildrenJsonStatement(db, meshId, folder, window)),
-    controlFolder(env, meshId, folder),
-  ]);
-  const listing = index.jsonListingOf(result);
-  if (listing.liveChanges.length > 0) vouchFor(meshId, folder, listing.liveChanges, listedAt);
+  const [result, hub] = await Promise.all([query(), controlFolder(env, meshId, folder)]);
+  let listing = index.jsonListingOf(result);
+  if (!listing.indexed) {
+    await ensureIndexed(env, meshId, folder);
+    listing = index.jsonListingOf(await query());
+  }
+  vouchFor(meshId, folder, listing, listedAt);
   if (hub.files.length === 0) return listing.files;
   const extra = hub.files.sort((a, b) => compareNames(nameOfEntry(a), nameOfEntry(b))).map((e) => JSON.stringify(toFileInfo(e)));
   if (listing.last === null) return `[${extra.join(",")}]`;
