@@ -87,15 +87,6 @@ describe("npm run dev -- --env shards", () => {
     expect(await res.json()).toMatchObject({ ok: true, service: "meshbox", auth: ["open"] });
   });
 
-  it("applied every migration to DB and to each of the four index shards", () => {
-    for (const binding of SHARD_BINDINGS) {
-      const applied = query(persistTo, binding, "SELECT name FROM d1_migrations ORDER BY id").map((r) => r.name);
-      expect(applied, binding).toEqual(MIGRATIONS);
-      const tables = query(persistTo, binding, "SELECT name FROM sqlite_master WHERE type = 'table'").map((r) => r.name);
-      expect(tables, binding).toEqual(expect.arrayContaining(["objects", "indexed_folders", "mesh_usage", "mesh_hourly"]));
-    }
-  });
-
   it("syncs devices, and keeps each mesh's index rows in exactly one of the five databases", async () => {
     const meshes = Array.from({ length: 3 }, (_, i) => `dev_shards_${i}_${randomUUID()}`);
     for (const mesh of meshes) {
@@ -121,6 +112,17 @@ describe("npm run dev -- --env shards", () => {
       expect(holding, mesh).toHaveLength(1);
       // With index shards bound, DB keeps only the directory and auth state.
       expect(holding[0], mesh).not.toBe("DB");
+    }
+  });
+
+  // After the device test: these checks spawn wrangler for ~15 s, long enough for the dev server
+  // to drop the idle keep-alive connection that the next fetch would otherwise reuse and fail on.
+  it("applied every migration to DB and to each of the four index shards", () => {
+    for (const binding of SHARD_BINDINGS) {
+      const applied = query(persistTo, binding, "SELECT name FROM d1_migrations ORDER BY id").map((r) => r.name);
+      expect(applied, binding).toEqual(MIGRATIONS);
+      const tables = query(persistTo, binding, "SELECT name FROM sqlite_master WHERE type = 'table'").map((r) => r.name);
+      expect(tables, binding).toEqual(expect.arrayContaining(["objects", "indexed_folders", "mesh_usage", "mesh_hourly"]));
     }
   });
 
