@@ -16,7 +16,7 @@ export default defineConfig(async () => {
             cloudflareTest({
               wrangler: { configPath: "./wrangler.toml" },
               miniflare: {
-                bindings: { TEST_MIGRATIONS: migrations, LOG_REQUESTS: "0" },
+                bindings: { TEST_MIGRATIONS: migrations, LOG_REQUESTS: "0", PUSH_HOLD_MS: "0" },
                 // The upstream runtime's database and bucket for the migrate-upstream tests.
                 d1Databases: { LEGACY_DB: "legacy-db" },
                 r2Buckets: { LEGACY_FILES: "legacy-files" },
@@ -36,7 +36,7 @@ export default defineConfig(async () => {
             cloudflareTest({
               wrangler: { configPath: "./wrangler.toml" },
               miniflare: {
-                bindings: { TEST_MIGRATIONS: migrations, LOG_REQUESTS: "0" },
+                bindings: { TEST_MIGRATIONS: migrations, LOG_REQUESTS: "0", PUSH_HOLD_MS: "0" },
                 // Four local index shards besides DB (which keeps the directory and auth state).
                 d1Databases: {
                   LEGACY_DB: "legacy-db",

@@ -43,6 +43,13 @@ export interface InvalidationEvent {
   pathType: PathClass;
   /** Bytes written, for the hourly counters only (never part of a frame). */
   bytes?: number;
+  /** When the write was acknowledged (epoch ms), when it reaches the hub later than that (a batch). */
+  at?: number;
+}
+
+/** The hub's answer to a notify: whether any socket is open (if not, the Worker may hold the mesh's next writes, see worker/objects/push.ts). */
+export interface NotifyAnswer {
+  listening: boolean;
 }
 
 /** One hour of a mesh's writes (hour = epoch ms / 3 600 000, floored). */

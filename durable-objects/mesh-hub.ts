@@ -26,6 +26,7 @@ import {
   type HubWipe,
   type HourlyCount,
   type InvalidationEvent,
+  type NotifyAnswer,
   type SnapshotComparison,
   type SnapshotOpening,
   type SnapshotRecord,
@@ -116,7 +117,7 @@ export class MeshHub extends DurableObject<HubEnv> {
     if (!result.ok || !result.changed) return result;
     // The write is durable here, so the hub queues its own invalidation (device records are never
     // pushed) and counts it: no second RPC from the Worker for either.
-    if (cls !== "device") this.#push.enqueue({ op: "write", path, pathType: cls }, now);
+    if (cls !== "device") this.#push.record({ op: "write", path, pathType: cls }, now, now);
     this.#activity.count(now, body.byteLength);
     await this.#schedule(false);
     return result;
@@ -186,13 +187,21 @@ export class MeshHub extends DurableObject<HubEnv> {
 
   // ---- Push ----
 
-  /** Records a durable write's invalidation; the alarm sends the coalesced frame. */
-  async notify(mesh: string, event: InvalidationEvent): Promise<void> {
+  /**
+   * Records durable writes' invalidations (one, or a batch the Worker held); the alarm sends the
+   * coalesced frame. The answer says whether any socket is open: if none is, the Worker may hold
+   * the mesh's next writes and send them together (worker/objects/push.ts).
+   */
+  async notify(mesh: string, events: InvalidationEvent | InvalidationEvent[]): Promise<NotifyAnswer> {
     this.#remember(mesh);
     const now = Date.now();
-    this.#push.enqueue(event, now);
-    this.#activity.count(now, event.bytes ?? 0);
+    for (const event of Array.isArray(events) ? events : [events]) {
+      const at = Math.min(event.at ?? now, now);
+      this.#push.record({ op: event.op, path: event.path, pathType: event.pathType }, at, now);
+      this.#activity.count(at, event.bytes ?? 0);
+    }
     await this.#schedule(false);
+    return { listening: this.#push.connected() > 0 };
   }
 
   // ---- Activity (the dashboard's hourly counters) ----
@@ -403,6 +412,8 @@ export class MeshHub extends DurableObject<HubEnv> {
     this.#alarmAt = null;
     await this.ctx.storage.deleteAll();
     createSchema(this.ctx.storage.sql);
+    this.#push.reset();
+    this.#activity.reset();
     this.#mesh = null;
     return { controlObjects, snapshots, closedSockets };
   }

@@ -86,6 +86,7 @@ export interface Env {
   DELETED_CHANGE_GRACE_MS?: string;
   PUSH_QUIET_MS?: string;
   PUSH_MAX_DELAY_MS?: string;
+  PUSH_HOLD_MS?: string;
 
   // Operations.
   IDLE_MESH_TTL_DAYS?: string;

@@ -115,6 +115,48 @@ describe("MeshHub.notify (coalesced invalidation frames)", () => {
   });
 });
 
+describe("MeshHub push while no socket is open", () => {
+  it("queues no frame for a write nobody can hear", async () => {
+    const mesh = newMesh();
+    const hub = hubOf(mesh);
+    await hub.notify(mesh, { op: "write", path: "/R/changes/a-chg_1.json", pathType: "change" });
+    expect(await hub.health(mesh)).toEqual({ ok: true, mesh, connected: 0, pendingFrames: 0, seq: 0 });
+  });
+
+  it("sends a socket that opens within 30 s of the last write a frame for it at once, and only that socket", async () => {
+    const mesh = newMesh();
+    const hub = hubOf(mesh);
+    const early = await subscribe(mesh);
+    await hub.notify(mesh, { op: "write", path: "/R/changes/a-chg_1.json", pathType: "change" });
+    await until(() => early.frames.length === 1, "the early socket's frame");
+    const late = await subscribe(mesh);
+    await until(() => late.frames.length === 1, "the late socket's catch-up frame");
+    expect(late.frames[0]).toEqual({ type: "invalidation", op: "write", path: "/R/changes/a-chg_1.json", pathType: "change", ts: expect.any(Number), seq: 2 });
+    await scheduler.wait(300);
+    expect(early.frames).toHaveLength(1);
+    expect(late.frames).toHaveLength(1);
+  });
+
+  it("remembers the last write across an eviction, and sends nothing for one older than 30 s", async () => {
+    const mesh = newMesh();
+    const hub = hubOf(mesh);
+    await hub.putControl(mesh, "/R/changes/head.json", "head", enc.encode('{"latestHlc":"000000000000001-0000-dev"}'), {}, 60_000);
+    await evictDurableObject(hub);
+    const soon = await subscribe(mesh);
+    await until(() => soon.frames.length === 1, "the catch-up frame after eviction");
+    expect(soon.frames[0]).toMatchObject({ op: "write", path: "/R/changes/head.json", pathType: "head" });
+    soon.socket.close(1000, "done");
+    await runInDurableObject(hub, (_instance: MeshHub, state) => {
+      const last = JSON.parse(String(state.storage.sql.exec<{ value: string }>(`SELECT value FROM meta WHERE key = 'push.last_event'`).one().value)) as { at: number };
+      state.storage.sql.exec(`UPDATE meta SET value = ?1 WHERE key = 'push.last_event'`, JSON.stringify({ ...last, at: Date.now() - 31_000 }));
+    });
+    await evictDurableObject(hub);
+    const later = await subscribe(mesh);
+    await scheduler.wait(300);
+    expect(later.frames).toEqual([]);
+  });
+});
+
 describe("PushHub.dueAt (the coalescing window)", () => {
   it("waits a quiet window after the last event, caps the delay after the first, and spaces frames a window apart", async () => {
     const mesh = newMesh();
@@ -198,9 +240,10 @@ describe("MeshHub.stats and MeshHub.wipe", () => {
     expect(await hub.putControl(mesh, "/R/manifest-1.json", "generation", gen, {}, 60_000)).toMatchObject({ ok: true, status: 201 });
     expect(await hub.putControl(mesh, "/R/manifest.json", "manifest", ptr, {}, 60_000)).toMatchObject({ ok: true, status: 201 });
     await subscribe(mesh);
+    // The socket opened right after a write, so it was sent a frame for it (seq 1).
     expect(await hub.stats()).toEqual({
       connected: 1,
-      seq: 0,
+      seq: 1,
       currentGeneration: 1,
       controlObjects: 2,
       controlBytes: gen.byteLength + ptr.byteLength,

@@ -1,7 +1,7 @@
 // Hourly write counters and GET /sync/admin/meshes/<mesh>/activity, the dashboard's chart: counted
 // by the mesh's hub (no D1 statement on the write path), copied to D1's mesh_hourly from the hub's
 // alarm (migrations 0004 and 0006), pruned by maintenance past 48 h, forgotten by a wipe.
-import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { env, evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { adminEnv, asAdmin, call, putFile, uniqueMesh } from "./admin-support";
 import { meshDb } from "./io-support";
@@ -39,9 +39,13 @@ async function copiedRows(mesh: string): Promise<{ hour: number; writes: number;
 /** Runs the hub's alarm as if its copy were due (the copy waits up to a minute after a write). */
 async function runHubCopy(mesh: string): Promise<void> {
   const hub = env.MESH_HUB.get(env.MESH_HUB.idFromName(mesh));
+  // Revs are write times: every rev (and the copied mark) moves a minute back, order kept, and the
+  // restarted hub reads its oldest uncopied write as a minute old.
   await runInDurableObject(hub, (_instance, state) => {
-    state.storage.sql.exec(`UPDATE meta SET value = ?1 WHERE key = 'activity_dirty_since'`, Date.now() - 61_000);
+    state.storage.sql.exec(`UPDATE activity SET rev = rev - 61000`);
+    state.storage.sql.exec(`UPDATE meta SET value = value - 61000 WHERE key = 'activity_flushed_rev' AND value > 0`);
   });
+  await evictDurableObject(hub);
   await runDurableObjectAlarm(hub);
 }
 

@@ -67,6 +67,8 @@ export interface Config {
   deletedChangeGraceMs: number;
   pushQuietMs: number;
   pushMaxDelayMs: number;
+  /** How long a Worker holds writes to a mesh with no socket open, to send them to the hub together (0: never). */
+  pushHoldMs: number;
   sessionTtlSeconds: number;
   revocationCacheMs: number;
   authRateLimitPerMinute: number;
@@ -207,6 +209,7 @@ export function readConfig(vars: ConfigVars): Config {
     deletedChangeGraceMs: num(vars, "DELETED_CHANGE_GRACE_MS", DEFAULTS.deletedChangeGraceMs),
     pushQuietMs: num(vars, "PUSH_QUIET_MS", DEFAULTS.pushQuietMs),
     pushMaxDelayMs: num(vars, "PUSH_MAX_DELAY_MS", DEFAULTS.pushMaxDelayMs),
+    pushHoldMs: pushHold(vars),
     sessionTtlSeconds: num(vars, "SESSION_TTL_SECONDS", DEFAULTS.sessionTtlSeconds),
     revocationCacheMs: num(vars, "REVOCATION_CACHE_MS", DEFAULTS.revocationCacheMs),
     authRateLimitPerMinute: authPerMinute,
@@ -242,6 +245,16 @@ export function readConfig(vars: ConfigVars): Config {
   checkDeletedChangeTimings(config.deletedChangeListingMs, config.deletedChangeGraceMs);
   cache.set(vars, config);
   return config;
+}
+
+/**
+ * PUSH_HOLD_MS, by default the max delay less a quiet window, and never more: a socket that opens
+ * while writes are held must still hear of them within the max delay.
+ */
+function pushHold(vars: ConfigVars): number {
+  const quiet = num(vars, "PUSH_QUIET_MS", DEFAULTS.pushQuietMs);
+  const most = Math.max(0, num(vars, "PUSH_MAX_DELAY_MS", DEFAULTS.pushMaxDelayMs) - quiet);
+  return Math.min(most, num(vars, "PUSH_HOLD_MS", most));
 }
 
 /** What an embedding app may set in code instead of vars (worker/meshbox.ts documents each). */

@@ -7,7 +7,7 @@ import { readConfig } from "../lib/config";
 import { HttpError, unavailable } from "../lib/errors";
 import { assertDeclaredWithin, readBodyWithin, sizedBody } from "../lib/body";
 import { classifyPath, descendantPrefix, isControlClass, nameOf, parentOf, type PathClass } from "../lib/paths";
-import type { ControlClass, InvalidationEvent } from "../../durable-objects/hub-api";
+import type { ControlClass } from "../../durable-objects/hub-api";
 import { toFileInfo, type FileInfo, type ObjectEntry, type Precondition, type WriteOutcome } from "./object-types";
 import {
   controlFolder,
@@ -18,7 +18,7 @@ import {
   readControlObject,
 } from "./control-objects";
 import { assertSnapshotsDeletable, forgetSnapshots, putSnapshot } from "./snapshots";
-import { notifyInvalidation } from "./push";
+import { pushInvalidation } from "./push";
 import { readEvictionRecord } from "./eviction";
 import { isVouched, vouchFor } from "./vouched";
 import * as index from "./object-index";
@@ -99,7 +99,7 @@ export async function putFile(c: PutContext): Promise<WriteOutcome> {
   }
   // The hub queues a control object's invalidation itself, in the write's own RPC.
   if (outcome.changed && !isControlClass(cls)) {
-    push(c.env, c.ctx, c.meshId, { op: "write", path: c.path, pathType: cls, bytes: outcome.entry.size });
+    pushInvalidation(c.env, c.ctx, c.meshId, { op: "write", path: c.path, pathType: cls, bytes: outcome.entry.size });
   }
   return outcome;
 }
@@ -170,18 +170,6 @@ async function putOtherFile(c: PutContext, limit: number): Promise<WriteOutcome>
   // that answers 200 and wakes no subscriber (PROTOCOL.md sections 3 and 6).
   if (acknowledged.etag === entry.etag) return { status: 200, changed: false, entry };
   return { status: 204, changed: true, entry };
-}
-
-/** Push failures never fail a durable write or delete: the client also polls. */
-function push(env: Env, ctx: ExecutionContext, meshId: string, event: InvalidationEvent): void {
-  const sent = (async () => {
-    try {
-      await notifyInvalidation(env, meshId, event);
-    } catch (err) {
-      console.error(JSON.stringify({ level: "warn", msg: "push failed", mesh: meshId, path: event.path, error: String(err) }));
-    }
-  })();
-  ctx.waitUntil(sent);
 }
 
 // ---------------------------------------------------------------- reads
@@ -430,7 +418,7 @@ export async function deleteTree(
     }
   }
   if (snapshots.length > 0) await forgetSnapshots(env, meshId, snapshots);
-  push(env, ctx, meshId, { op: "delete", path, pathType: cls });
+  pushInvalidation(env, ctx, meshId, { op: "delete", path, pathType: cls });
   return true;
 }
 
