@@ -235,6 +235,14 @@ export async function floorComparisons({ meshbox, floor, sim, runs, samples, qui
       },
     });
     rows.push(compare("catch-up, new device over 1,000 change files", measured.meshbox, measured.floor, { floorName: "1,000 R2 gets", target: 1.1, note: "connect + pull + flush" }));
+    // One GET of a listed change file against one R2 get of the same body: catch-up's unit.
+    const getter = new sim.Device({ base: meshbox.base, mesh, root, deviceId: "dev_get" });
+    await getter.listFiles(getter.path("changes"));
+    const singles = await interleave(runs, samples, {
+      meshbox: async (i) => sim.unseal(await drain(await getter.getFile(getter.path(`changes/${files[i % files.length].name}`)), "GET change file")),
+      floor: async (i) => sim.unseal(await drain(await fetch(`${f}/floor/r2?key=${encodeURIComponent(`${fmesh}/${root}/${files[i % files.length].name}`)}`), "r2 get")),
+    });
+    rows.push(compare("GET of a listed change file", singles.meshbox, singles.floor, { floorName: "R2 get", target: 1.1, note: "catch-up's unit" }));
   }
 
   const all = { overhead, writes, reads, flush: flushes, list: listings, catchup: catchUp };
