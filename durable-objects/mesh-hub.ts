@@ -115,8 +115,8 @@ export class MeshHub extends DurableObject<HubEnv> {
     const now = Date.now();
     const result = this.ctx.storage.transactionSync(() => this.#control.write({ path, cls, body, sha256, pre, leaseMs, now }));
     if (!result.ok || !result.changed) return result;
-    // The write is durable here, so the hub queues its own invalidation (device records are never
-    // pushed) and counts it: no second RPC from the Worker for either.
+    // The write is durable here, so the hub records its own invalidation (queued when a socket is
+    // open; device records are never pushed) and counts it: no second RPC from the Worker for either.
     if (cls !== "device") this.#push.record({ op: "write", path, pathType: cls }, now, now);
     this.#activity.count(now, body.byteLength);
     await this.#schedule(false);

@@ -188,6 +188,8 @@ export function readConfig(vars: ConfigVars): Config {
   const idleTtl = num(vars, "IDLE_MESH_TTL_DAYS", 0);
   const recoveryTtl = num(vars, "RECOVERY_TTL_DAYS", 0);
   const authPerMinute = num(vars, "AUTH_RATE_LIMIT_PER_MINUTE", DEFAULTS.authRateLimitPerMinute);
+  const pushQuietMs = num(vars, "PUSH_QUIET_MS", DEFAULTS.pushQuietMs);
+  const pushMaxDelayMs = num(vars, "PUSH_MAX_DELAY_MS", DEFAULTS.pushMaxDelayMs);
   const config: Config = {
     mountPrefix: normalizePrefix(varOf(vars, "MOUNT_PREFIX")),
     corsOrigins:
@@ -207,9 +209,9 @@ export function readConfig(vars: ConfigVars): Config {
     candidateLeaseMs: num(vars, "CANDIDATE_LEASE_MS", DEFAULTS.candidateLeaseMs),
     deletedChangeListingMs: num(vars, "DELETED_CHANGE_LISTING_MS", DEFAULTS.deletedChangeListingMs),
     deletedChangeGraceMs: num(vars, "DELETED_CHANGE_GRACE_MS", DEFAULTS.deletedChangeGraceMs),
-    pushQuietMs: num(vars, "PUSH_QUIET_MS", DEFAULTS.pushQuietMs),
-    pushMaxDelayMs: num(vars, "PUSH_MAX_DELAY_MS", DEFAULTS.pushMaxDelayMs),
-    pushHoldMs: pushHold(vars),
+    pushQuietMs,
+    pushMaxDelayMs,
+    pushHoldMs: pushHold(vars, pushMaxDelayMs - pushQuietMs),
     sessionTtlSeconds: num(vars, "SESSION_TTL_SECONDS", DEFAULTS.sessionTtlSeconds),
     revocationCacheMs: num(vars, "REVOCATION_CACHE_MS", DEFAULTS.revocationCacheMs),
     authRateLimitPerMinute: authPerMinute,
@@ -248,13 +250,12 @@ export function readConfig(vars: ConfigVars): Config {
 }
 
 /**
- * PUSH_HOLD_MS, by default the max delay less a quiet window, and never more: a socket that opens
- * while writes are held must still hear of them within the max delay.
+ * PUSH_HOLD_MS, by default `most` (the max delay less a quiet window), and never more: a socket
+ * that opens while writes are held must still hear of them within the max delay.
  */
-function pushHold(vars: ConfigVars): number {
-  const quiet = num(vars, "PUSH_QUIET_MS", DEFAULTS.pushQuietMs);
-  const most = Math.max(0, num(vars, "PUSH_MAX_DELAY_MS", DEFAULTS.pushMaxDelayMs) - quiet);
-  return Math.min(most, num(vars, "PUSH_HOLD_MS", most));
+function pushHold(vars: ConfigVars, most: number): number {
+  const bound = Math.max(0, most);
+  return Math.min(bound, num(vars, "PUSH_HOLD_MS", bound));
 }
 
 /** What an embedding app may set in code instead of vars (worker/meshbox.ts documents each). */
