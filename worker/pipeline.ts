@@ -7,6 +7,7 @@ import { readConfig } from "./lib/config";
 import { preflightResponse, withCors } from "./lib/cors";
 import { errorResponse, notFound } from "./lib/errors";
 import { hooksOf, type AuditEvent, type AuditHook } from "./hooks";
+import { withHeaderChanges } from "./lib/headers";
 
 export type { AuditEvent, AuditHook } from "./hooks";
 
@@ -226,32 +227,30 @@ export async function logRequest(
     return response;
   }
 
-  const headers = new Headers(response.headers);
-  headers.set("X-Request-Id", request.requestId);
-  const init = { status: response.status, statusText: response.statusText, headers };
+  const answer = withHeaderChanges(response, (headers) => headers.set("X-Request-Id", request.requestId));
 
-  if (!config.logRequests) return new Response(response.body, init);
-  if (response.body === null) {
+  if (!config.logRequests) return answer;
+  if (answer.body === null) {
     emit(line(0));
-    return new Response(null, init);
+    return answer;
   }
-  const declared = declaredBytes(response.headers);
+  const declared = declaredBytes(answer.headers);
   if (declared !== null) {
     emit(line(declared));
-    return new Response(response.body, init);
+    return answer;
   }
   const isObjectBody = OBJECT_ROUTES.test(routeOf(request) ?? "") && request.method === "GET";
-  if (!isObjectBody && (response.headers.get("Content-Type") ?? "").includes("json")) {
-    const bytes = await response.arrayBuffer();
+  if (!isObjectBody && (answer.headers.get("Content-Type") ?? "").includes("json")) {
+    const bytes = await answer.arrayBuffer();
     emit(line(bytes.byteLength));
-    return new Response(bytes, init);
+    return new Response(bytes, answer);
   }
   let finished!: () => void;
   const sent = new Promise<void>((resolve) => (finished = resolve));
   ctx?.waitUntil(sent);
-  const body = countingBody(response.body, (bytes) => {
+  const body = countingBody(answer.body, (bytes) => {
     emit(line(bytes));
     finished();
   });
-  return new Response(body, init);
+  return new Response(body, answer);
 }

@@ -1,5 +1,6 @@
 // CORS: '*' by default, or an exact allowlist of origins (with Vary: Origin).
 import type { Config } from "./config";
+import { withHeaderChanges } from "./headers";
 
 const ALLOWED_HEADERS = [
   "Authorization",
@@ -38,11 +39,11 @@ export function preflightResponse(request: Request, config: Config): Response {
 export function withCors(request: Request, response: Response, config: Config): Response {
   if (response.status === 101) return response;
   const origin = allowedOrigin(config, request.headers.get("Origin"));
-  const headers = new Headers(response.headers);
-  if (origin !== null) {
-    headers.set("Access-Control-Allow-Origin", origin);
-    headers.set("Access-Control-Expose-Headers", EXPOSED_HEADERS);
-  }
-  if (config.corsOrigins !== "*" && !/\bOrigin\b/i.test(headers.get("Vary") ?? "")) headers.append("Vary", "Origin");
-  return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+  return withHeaderChanges(response, (headers) => {
+    if (origin !== null) {
+      headers.set("Access-Control-Allow-Origin", origin);
+      headers.set("Access-Control-Expose-Headers", EXPOSED_HEADERS);
+    }
+    if (config.corsOrigins !== "*" && !/\bOrigin\b/i.test(headers.get("Vary") ?? "")) headers.append("Vary", "Origin");
+  });
 }
