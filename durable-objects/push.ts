@@ -108,7 +108,9 @@ export class PushHub {
       writeMeta(this.#sql, "push.next_expiry", attachment.expiresAt);
     }
     const last = state.lastEvent;
-    if (last !== null && attachment.connectedAt - last.at < CATCH_UP_MS) {
+    // A pending frame that already covers the last write reaches this socket within the window.
+    const pendingCovers = state.firstPendingAt !== null && state.lastEventAt !== null && last !== null && state.lastEventAt >= last.at;
+    if (last !== null && !pendingCovers && attachment.connectedAt - last.at < CATCH_UP_MS) {
       const frame: InvalidationFrame = { type: "invalidation", op: last.op, path: last.path, pathType: last.pathType, ts: last.at, seq: nextCounter(this.#sql, "seq") };
       try {
         server.send(JSON.stringify(frame));

@@ -146,6 +146,32 @@ describe("MeshHub push while no socket is open", () => {
     expect(late.frames).toHaveLength(1);
   });
 
+  it("sends no catch-up frame when a pending frame already covers the last write", async () => {
+    const mesh = newMesh();
+    const hub = hubOf(mesh);
+    await hub.health(mesh);
+    // A PushHub of its own (no alarm sends its frames), so the window stays open until flush().
+    await runInDurableObject(hub, async (_instance: MeshHub, state) => {
+      const push = new PushHub(state, { quietMs: 100, maxDelayMs: 1_000 });
+      const open = (got: string[]) => {
+        const ws = push.accept({ sessionId: null, expiresAt: null, connectedAt: Date.now() }).webSocket!;
+        ws.accept();
+        ws.addEventListener("message", (e) => got.push(String(e.data)));
+      };
+      const early: string[] = [];
+      const late: string[] = [];
+      open(early);
+      push.record({ op: "write", path: "/R/changes/b-chg_2.json", pathType: "change" }, Date.now(), Date.now());
+      expect(push.pendingCount()).toBe(1);
+      open(late);
+      await scheduler.wait(50);
+      expect(late).toEqual([]);
+      push.flush(Date.now());
+      await until(() => early.length === 1 && late.length === 1, "the pending frame on both sockets");
+      expect(JSON.parse(late[0]!)).toMatchObject({ op: "write", path: "/R/changes/b-chg_2.json", seq: 1 });
+    });
+  });
+
   it("remembers the last write across an eviction, and sends nothing for one older than 30 s", async () => {
     const mesh = newMesh();
     const hub = hubOf(mesh);

@@ -34,8 +34,8 @@ export async function notifyInvalidation(env: Env, meshId: string, events: Inval
 // Writes to a mesh whose hub has no socket open (one device writing alone, the others offline)
 // need no frame soon: nobody is listening. The hub says so in its answer, and this isolate then
 // holds that mesh's next writes for PUSH_HOLD_MS (by default, and at most, the max delay less a
-// quiet window) and sends them in one call, so a steady writer costs the hub one request a second instead of one
-// per change file. A socket that opens meanwhile hears of them within the max delay, as if it
+// quiet window) and sends them in one call, so a steady writer costs the hub one request a second
+// instead of one per change file. A socket that opens meanwhile hears of them within the max delay, as if it
 // had been open; control writes go to the hub anyway and are never held. Only plain data is
 // shared between requests: the request that asked sends what the others left.
 
