@@ -73,7 +73,9 @@ export default {
       case "GET /floor/r2": {
         const object = await env.BUCKET.get(q("key"));
         if (object === null) return new Response(null, { status: 404 });
-        return new Response(object.body, { headers: { ETag: object.httpEtag, "Content-Length": String(object.size) } });
+        // The type meshbox serves every sync object with. Without one, wrangler dev answered about
+        // 0.5 ms slower, which made meshbox's GETs look cheaper than they are.
+        return new Response(object.body, { headers: { ETag: object.httpEtag, "Content-Length": String(object.size), "Content-Type": "application/octet-stream" } });
       }
       case "PUT /floor/d1": {
         const body = await request.arrayBuffer();

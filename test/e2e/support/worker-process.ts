@@ -17,6 +17,8 @@ export interface RunningWorker {
   /** `${origin}/sync` */
   base: string;
   port: number;
+  /** Where `wrangler dev` serves the worker's DevTools inspector (CPU profiles in bench/profile.mjs). */
+  inspectorPort: number;
   /** Process id of the `wrangler dev` process (workerd runs as its descendant). */
   pid: number | undefined;
   /** Everything the worker printed so far (logs are JSON lines). */
@@ -142,5 +144,5 @@ export async function startWorker(options: StartOptions = {}): Promise<RunningWo
     await stop();
     throw new Error(`wrangler dev did not become ready on ${origin}:\n${output}`);
   }
-  return { origin, base: `${origin}/sync`, port, pid: child.pid, output: () => output, stop };
+  return { origin, base: `${origin}/sync`, port, inspectorPort, pid: child.pid, output: () => output, stop };
 }
