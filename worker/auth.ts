@@ -100,6 +100,8 @@ export function bearerToken(request: Request): string | null {
 function presentedToken(request: Request, config: Config, meshId: string): string | null {
   const fromHeader = bearerToken(request);
   if (fromHeader !== null) return fromHeader;
+  // Most requests carry no query token: no need to parse the URL again to find that out.
+  if (!request.url.includes("access_token=")) return null;
   const url = new URL(request.url);
   if (url.pathname !== `${config.mountPrefix}/notify/${meshId}`) return null;
   const fromQuery = url.searchParams.get("access_token");
@@ -276,6 +278,8 @@ async function authenticate(
  * so auth mistakes show on the developer's machine) and its limits (readonly, another mesh)
  * apply. Under CONCEAL_DENIED every 401/403 becomes the same 404.
  */
+const OPEN_PRINCIPAL: Principal = Object.freeze({ kind: "open", scope: "full", sessionId: null, subject: null, expiresAt: null });
+
 export async function authorizeMesh(
   request: Request,
   env: Env,
@@ -286,14 +290,14 @@ export async function authorizeMesh(
   const modes = await modesOf(env, config);
   if (modes.sessions === null && modes.idp === null && modes.bearerSecret === null && !modes.open) throw authNotConfigured();
   const token = presentedToken(request, config, meshId);
+  // Open access with no credential is the open principal whatever else is configured; answering
+  // here spares every open request authenticate's thrown (and stack-captured) 401.
+  if (modes.open && token === null) return OPEN_PRINCIPAL;
   try {
     let principal: Principal;
     try {
       principal = await authenticate(token, modes, env, config, meshId);
     } catch (err) {
-      if (modes.open && token === null && err instanceof HttpError && err.status === 401) {
-        return { kind: "open", scope: "full", sessionId: null, subject: null, expiresAt: null };
-      }
       // Only a presented credential that failed counts (a missing one is no guess), and only
       // here, off the success path: good traffic pays no extra D1 write.
       if (token !== null && err instanceof HttpError && err.status === 401) {

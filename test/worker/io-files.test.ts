@@ -201,6 +201,22 @@ describe("GET /sync/io/:mesh/file", () => {
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ error: "bad_request" });
   });
+
+  it("answers 400 for two path parameters, an empty or bare one included", async () => {
+    const mesh = newMesh();
+    await putFile(mesh, "/App/a", "a");
+    for (const query of ["path=/App/a&path=/App/b", "path=&path=/App/a", "path&path=/App/a", "path=/App/a&path="]) {
+      const res = await SELF.fetch(`${ioUrl(mesh, "file")}?${query}`);
+      expect(res.status, query).toBe(400);
+      expect(await res.json()).toMatchObject({ error: "bad_request" });
+    }
+  });
+
+  it("serves a path whose own text says path", async () => {
+    const mesh = newMesh();
+    await putFile(mesh, "/App/path/path.bin", "p");
+    expect(await textOf(await SELF.fetch(`${ioUrl(mesh, "file")}?path=${encodeURIComponent("/App/path/path.bin")}`))).toBe("p");
+  });
 });
 
 describe("DELETE /sync/io/:mesh/file", () => {

@@ -15,7 +15,7 @@ const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 export function normalizePath(raw: unknown): string {
   if (typeof raw !== "string") throw invalidPath("The path must be a string.");
   if (raw.length === 0) throw invalidPath("The path is empty.");
-  if (encoder.encode(raw).byteLength > MAX_PATH_BYTES) {
+  if (raw.length * 3 > MAX_PATH_BYTES && encoder.encode(raw).byteLength > MAX_PATH_BYTES) {
     throw invalidPath(`The path is longer than ${MAX_PATH_BYTES} bytes.`);
   }
   if (CONTROL_CHARS.test(raw)) throw invalidPath("The path contains a control character.");
@@ -105,7 +105,8 @@ export function generationOf(path: string): number | null {
 export const MAX_R2_KEY_BYTES = 1024;
 
 function r2Key(key: string): string {
-  if (encoder.encode(key).byteLength > MAX_R2_KEY_BYTES) {
+  // A UTF-16 code unit is at most 3 UTF-8 bytes: short keys need no encoding to be measured.
+  if (key.length * 3 > MAX_R2_KEY_BYTES && encoder.encode(key).byteLength > MAX_R2_KEY_BYTES) {
     throw invalidPath(
       `The path is too long for this mesh: mesh id and path together must stay within ${MAX_R2_KEY_BYTES - 3} bytes.`,
     );

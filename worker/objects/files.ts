@@ -210,12 +210,11 @@ export async function readFile(env: Env, meshId: string, path: string, options: 
     if (object !== null && !allowed) {
       if ("body" in object) await (object as R2ObjectBody).body.cancel();
     } else if (object !== null) {
-      const entry = r2.entryFromR2(meshId, object);
       return {
         body: "body" in object ? (object as R2ObjectBody).body : null,
         size: object.size,
-        etag: entry.etag,
-        modifiedAt: entry.modifiedAt,
+        etag: object.httpEtag,
+        modifiedAt: r2.modifiedAtOf(object),
       };
     }
   }

@@ -32,15 +32,20 @@ export function toCustomMetadata(meta: SyncObjectMeta, writeId: string): Record<
   return { path: meta.path, class: meta.cls, modified: String(meta.modifiedAt), write: writeId };
 }
 
+/** When the object's writer stored it (the custom metadata), else when R2 did. */
+export function modifiedAtOf(object: R2Object): number {
+  const modified = Number(object.customMetadata?.modified);
+  return Number.isFinite(modified) && modified > 0 ? modified : object.uploaded.getTime();
+}
+
 /** The index entry an R2 object stands for; the path comes from the key, which cannot lie. */
 export function entryFromR2(meshId: string, object: R2Object): ObjectEntry {
   const path = object.key.slice(objectKey(meshId, "").length);
-  const modified = Number(object.customMetadata?.modified);
   return {
     path,
     size: object.size,
     etag: object.httpEtag,
-    modifiedAt: Number.isFinite(modified) && modified > 0 ? modified : object.uploaded.getTime(),
+    modifiedAt: modifiedAtOf(object),
     cls: classifyPath(path),
     location: "r2",
     version: 0,
