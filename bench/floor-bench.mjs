@@ -117,9 +117,9 @@ export async function floorComparisons({ meshbox, floor, sim, runs, samples, qui
     rows.push(compare("PUT changes/head.json", measured.head, measured.floorWrite, { floorName: "DO SQLite write", target: 1.2 }));
     rows.push(compare("PUT devices/<id>.json", measured.device, measured.floorWrite, { floorName: "DO SQLite write", target: 1.2 }));
 
-    // The same change-file PUT while another device listens on the mesh's socket: then every
-    // write tells the hub at once (with no socket open, the isolate holds writes and sends them
-    // to the hub together, once per PUSH_HOLD_MS).
+    // The same change-file PUT while another device listens on the mesh's socket: then the
+    // isolate holds writes for a quiet window and tells the hub about once per window (with no
+    // socket open, once per PUSH_HOLD_MS).
     const listener = new sim.Device({ base: meshbox.base, mesh, deviceId: "dev_listen" });
     await listener.subscribe();
     try {
@@ -127,7 +127,7 @@ export async function floorComparisons({ meshbox, floor, sim, runs, samples, qui
         change: async (i) => drain(await d.putFile(d.path(`changes/${changeName(sim, d.deviceId, 50_000 + i)}`), BODY_800), "change PUT"),
         floorChange: async (i, run) => drain(await fetch(`${f}/floor/r2-d1?mesh=${fmesh}&path=/A/changes/l${run}_${i}.json`, { method: "PUT", body: BODY_800 }), "r2-d1"),
       });
-      rows.push(compare("change-file PUT, 800 B, a device listening", listened.change, listened.floorChange, { floorName: "R2 put + D1 upsert", target: 1.1, note: "a hub notify per write" }));
+      rows.push(compare("change-file PUT, 800 B, a device listening", listened.change, listened.floorChange, { floorName: "R2 put + D1 upsert", target: 1.1, note: "a hub notify per quiet window" }));
     } finally {
       await listener.close();
     }

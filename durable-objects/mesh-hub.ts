@@ -117,7 +117,7 @@ export class MeshHub extends DurableObject<HubEnv> {
     if (!result.ok || !result.changed) return result;
     // The write is durable here, so the hub records its own invalidation (queued when a socket is
     // open; device records are never pushed) and counts it: no second RPC from the Worker for either.
-    if (cls !== "device") this.#push.record({ op: "write", path, pathType: cls }, now, now);
+    if (cls !== "device") this.#push.record({ op: "write", path, pathType: cls }, now);
     this.#activity.count(now, body.byteLength);
     await this.#schedule(false);
     return result;
@@ -189,15 +189,16 @@ export class MeshHub extends DurableObject<HubEnv> {
 
   /**
    * Records durable writes' invalidations (one, or a batch the Worker held); the alarm sends the
-   * coalesced frame. The answer says whether any socket is open: if none is, the Worker may hold
-   * the mesh's next writes and send them together (worker/objects/push.ts).
+   * coalesced frame. The answer says whether any socket is open; either way the Worker may hold
+   * the mesh's next writes and send them together, for a quiet window while a socket is open
+   * (worker/objects/push.ts). Each event's window counts from its `at`, when it was acknowledged.
    */
   async notify(mesh: string, events: InvalidationEvent | InvalidationEvent[]): Promise<NotifyAnswer> {
     this.#remember(mesh);
     const now = Date.now();
     for (const event of Array.isArray(events) ? events : [events]) {
       const at = Math.min(event.at ?? now, now);
-      this.#push.record({ op: event.op, path: event.path, pathType: event.pathType }, at, now);
+      this.#push.record({ op: event.op, path: event.path, pathType: event.pathType }, at);
       this.#activity.count(at, event.bytes ?? 0);
     }
     await this.#schedule(false);

@@ -147,27 +147,31 @@ export class PushHub {
    * frame when any socket is open, and kept as the last pushed write either way (for the sockets
    * that open next).
    */
-  record(event: InvalidationEvent, at: number, now: number): void {
+  record(event: InvalidationEvent, at: number): void {
     const state = this.#state();
     if (state.lastEvent === null || at >= state.lastEvent.at) {
       state.lastEvent = { op: event.op, path: event.path, pathType: event.pathType, at };
       writeMeta(this.#sql, "push.last_event", JSON.stringify(state.lastEvent));
     }
-    if (this.#openSockets().length > 0) this.enqueue(event, now);
+    if (this.#openSockets().length > 0) this.enqueue(event, at);
   }
 
-  /** Queues an invalidation for the next frame. */
-  enqueue(event: InvalidationEvent, now: number): void {
+  /**
+   * Queues an invalidation for the next frame. The window counts from when the write was
+   * acknowledged, not from when the hub heard of it: a write the Worker held a while is not
+   * pushed later for it, and held writes may arrive out of order.
+   */
+  enqueue(event: InvalidationEvent, at: number): void {
     this.#sql.exec(
       `INSERT INTO pending (op, path, path_type, at) VALUES (?, ?, ?, ?)`,
       event.op,
       event.path,
       event.pathType,
-      now,
+      at,
     );
     const state = this.#state();
-    state.firstPendingAt ??= now;
-    state.lastEventAt = now;
+    state.firstPendingAt = state.firstPendingAt === null ? at : Math.min(state.firstPendingAt, at);
+    state.lastEventAt = state.lastEventAt === null ? at : Math.max(state.lastEventAt, at);
   }
 
   /**

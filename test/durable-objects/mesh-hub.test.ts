@@ -161,7 +161,7 @@ describe("MeshHub push while no socket is open", () => {
       const early: string[] = [];
       const late: string[] = [];
       open(early);
-      push.record({ op: "write", path: "/R/changes/b-chg_2.json", pathType: "change" }, Date.now(), Date.now());
+      push.record({ op: "write", path: "/R/changes/b-chg_2.json", pathType: "change" }, Date.now());
       expect(push.pendingCount()).toBe(1);
       open(late);
       await scheduler.wait(50);
@@ -216,6 +216,14 @@ describe("PushHub.dueAt (the coalescing window)", () => {
       push.flush(11_110);
       expect(push.pendingCount()).toBe(0);
       expect(push.seq()).toBe(2);
+      // Writes a Worker held count from when they were acknowledged, in whatever order they came.
+      push.enqueue(event, 12_500);
+      push.enqueue(event, 12_400);
+      expect(push.dueAt()).toBe(12_600);
+      push.enqueue(event, 13_300);
+      expect(push.dueAt()).toBe(13_400);
+      push.enqueue(event, 13_350);
+      expect(push.dueAt()).toBe(13_400);
     });
   });
 });

@@ -17,6 +17,13 @@ describe("PUSH_HOLD_MS", () => {
     expect(readConfig({ PUSH_QUIET_MS: "1000", PUSH_MAX_DELAY_MS: "500" }).pushHoldMs).toBe(0);
   });
 
+  it("holds for at most a quiet window while a socket is open, and never when holding is off", () => {
+    expect(readConfig({}).pushListeningHoldMs).toBe(100);
+    expect(readConfig({ PUSH_QUIET_MS: "250" }).pushListeningHoldMs).toBe(250);
+    expect(readConfig({ PUSH_HOLD_MS: "40" }).pushListeningHoldMs).toBe(40);
+    expect(readConfig({ PUSH_HOLD_MS: "0" }).pushListeningHoldMs).toBe(0);
+  });
+
   it("refuses a value that is not a non-negative number, naming the var", () => {
     expect(() => readConfig({ PUSH_HOLD_MS: "soon" })).toThrow(/PUSH_HOLD_MS/);
   });

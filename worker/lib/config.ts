@@ -69,6 +69,8 @@ export interface Config {
   pushMaxDelayMs: number;
   /** How long a Worker holds writes to a mesh with no socket open, to send them to the hub together (0: never). */
   pushHoldMs: number;
+  /** The same while a socket is open: at most a quiet window, so no frame goes out later for it. */
+  pushListeningHoldMs: number;
   sessionTtlSeconds: number;
   revocationCacheMs: number;
   authRateLimitPerMinute: number;
@@ -212,6 +214,7 @@ export function readConfig(vars: ConfigVars): Config {
     pushQuietMs,
     pushMaxDelayMs,
     pushHoldMs: pushHold(vars, pushMaxDelayMs - pushQuietMs),
+    pushListeningHoldMs: Math.min(pushHold(vars, pushMaxDelayMs - pushQuietMs), pushQuietMs),
     sessionTtlSeconds: num(vars, "SESSION_TTL_SECONDS", DEFAULTS.sessionTtlSeconds),
     revocationCacheMs: num(vars, "REVOCATION_CACHE_MS", DEFAULTS.revocationCacheMs),
     authRateLimitPerMinute: authPerMinute,

@@ -16,7 +16,7 @@ import { readConfig } from "../lib/config";
 /**
  * Tells the hub of durable writes. A failure here must not fail the write: the client's retry
  * would be a no-op repeat, which sends no frame, so one retry, then a log line. Returns whether
- * the hub has a socket open (true after a failure: nothing is held then).
+ * the hub has a socket open (true after a failure, so the next hold is the short one).
  */
 export async function notifyInvalidation(env: Env, meshId: string, events: InvalidationEvent[]): Promise<boolean> {
   for (let attempt = 1; attempt <= 2; attempt++) {
@@ -36,8 +36,13 @@ export async function notifyInvalidation(env: Env, meshId: string, events: Inval
 // holds that mesh's next writes for PUSH_HOLD_MS (by default, and at most, the max delay less a
 // quiet window) and sends them in one call, so a steady writer costs the hub one request a second
 // instead of one per change file. A socket that opens meanwhile hears of them within the max delay, as if it
-// had been open; control writes go to the hub anyway and are never held. Only plain data is
-// shared between requests: the request that asked sends what the others left.
+// had been open; control writes go to the hub anyway and are never held.
+//
+// While a socket is open the isolate holds for at most one quiet window (PUSH_QUIET_MS). The hub
+// counts each write's window from when it was acknowledged (`at`), and the frame for it would
+// wait that window anyway, so no frame goes out later for the hold: a lone write is sent at once
+// (the hold starts after it) and a burst reaches the hub about once a window instead of once a
+// write. Only plain data is shared between requests: the request that asked sends what the others left.
 
 interface HeldWrites {
   until: number;
@@ -47,7 +52,7 @@ interface HeldWrites {
 /** Meshes whose writes this isolate holds, and how many writes one batch takes (both bounded, issue 12). */
 const MAX_HELD_MESHES = 10_000;
 const MAX_HELD_EVENTS = 500;
-/** A request sends at most this many batches (about 9 s at the default max delay, inside waitUntil's 30 s). */
+/** A request sends at most this many batches (at most about 9 s at the default max delay, inside waitUntil's 30 s). */
 const MAX_BATCHES = 10;
 
 const held = new Map<string, HeldWrites>();
@@ -63,14 +68,16 @@ export function pushInvalidation(env: Env, ctx: ExecutionContext, meshId: string
     batch.events.push({ ...event, at: now });
     return;
   }
-  ctx.waitUntil(sendAndHold(env, meshId, [{ ...event, at: now }], readConfig(env).pushHoldMs));
+  const config = readConfig(env);
+  ctx.waitUntil(sendAndHold(env, meshId, [{ ...event, at: now }], config.pushHoldMs, config.pushListeningHoldMs));
 }
 
-async function sendAndHold(env: Env, meshId: string, first: InvalidationEvent[], holdMs: number): Promise<void> {
+async function sendAndHold(env: Env, meshId: string, first: InvalidationEvent[], idleHoldMs: number, listeningHoldMs: number): Promise<void> {
   let events = first;
   for (let batch = 1; events.length > 0; batch++) {
     const listening = await notifyInvalidation(env, meshId, events);
-    if (listening || holdMs <= 0 || batch >= MAX_BATCHES) return;
+    const holdMs = listening ? listeningHoldMs : idleHoldMs;
+    if (holdMs <= 0 || batch >= MAX_BATCHES) return;
     events = await holdFor(meshId, holdMs);
   }
 }
