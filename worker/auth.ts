@@ -272,14 +272,15 @@ async function authenticate(
   throw unauthorized("The bearer token is not valid here.");
 }
 
+/** What an open request without a credential is. */
+const OPEN_PRINCIPAL: Principal = Object.freeze({ kind: "open", scope: "full", sessionId: null, subject: null, expiresAt: null });
+
 /**
  * Authenticates the caller for `meshId` and checks `access`. Open mode (local development)
  * admits a request that presents no credential; a presented one must be valid (401 otherwise,
  * so auth mistakes show on the developer's machine) and its limits (readonly, another mesh)
  * apply. Under CONCEAL_DENIED every 401/403 becomes the same 404.
  */
-const OPEN_PRINCIPAL: Principal = Object.freeze({ kind: "open", scope: "full", sessionId: null, subject: null, expiresAt: null });
-
 export async function authorizeMesh(
   request: Request,
   env: Env,

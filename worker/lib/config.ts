@@ -192,6 +192,7 @@ export function readConfig(vars: ConfigVars): Config {
   const authPerMinute = num(vars, "AUTH_RATE_LIMIT_PER_MINUTE", DEFAULTS.authRateLimitPerMinute);
   const pushQuietMs = num(vars, "PUSH_QUIET_MS", DEFAULTS.pushQuietMs);
   const pushMaxDelayMs = num(vars, "PUSH_MAX_DELAY_MS", DEFAULTS.pushMaxDelayMs);
+  const pushHoldMs = pushHold(vars, pushMaxDelayMs - pushQuietMs);
   const config: Config = {
     mountPrefix: normalizePrefix(varOf(vars, "MOUNT_PREFIX")),
     corsOrigins:
@@ -213,8 +214,8 @@ export function readConfig(vars: ConfigVars): Config {
     deletedChangeGraceMs: num(vars, "DELETED_CHANGE_GRACE_MS", DEFAULTS.deletedChangeGraceMs),
     pushQuietMs,
     pushMaxDelayMs,
-    pushHoldMs: pushHold(vars, pushMaxDelayMs - pushQuietMs),
-    pushListeningHoldMs: Math.min(pushHold(vars, pushMaxDelayMs - pushQuietMs), pushQuietMs),
+    pushHoldMs,
+    pushListeningHoldMs: Math.min(pushHoldMs, pushQuietMs),
     sessionTtlSeconds: num(vars, "SESSION_TTL_SECONDS", DEFAULTS.sessionTtlSeconds),
     revocationCacheMs: num(vars, "REVOCATION_CACHE_MS", DEFAULTS.revocationCacheMs),
     authRateLimitPerMinute: authPerMinute,
