@@ -100,8 +100,9 @@ export function bearerToken(request: Request): string | null {
 function presentedToken(request: Request, config: Config, meshId: string): string | null {
   const fromHeader = bearerToken(request);
   if (fromHeader !== null) return fromHeader;
-  // Most requests carry no query token: no need to parse the URL again to find that out.
-  if (!request.url.includes("access_token=")) return null;
+  // Only the notify route takes a query token, and its path is verbatim in the URL: no other
+  // request needs the URL parsed again.
+  if (!request.url.includes("/notify/")) return null;
   const url = new URL(request.url);
   if (url.pathname !== `${config.mountPrefix}/notify/${meshId}`) return null;
   const fromQuery = url.searchParams.get("access_token");

@@ -17,16 +17,7 @@ function json(body: unknown, status = 200): Response {
 }
 
 /** The `path` query parameter of the /file routes (exactly one). */
-function mentionsOnce(text: string, word: string): boolean {
-  const first = text.indexOf(word);
-  return first !== -1 && text.indexOf(word, first + 1) === -1;
-}
-
 function queryPath(request: MeshRequest): string {
-  // The router already parsed the query, but it keeps one value per name when one is empty: a
-  // query that mentions `path` more than once is parsed again to see every value.
-  const parsed = request.query?.path;
-  if (typeof parsed === "string" && mentionsOnce(request.url.slice(request.url.indexOf("?")), "path")) return normalizeFilePath(parsed);
   const values = new URL(request.url).searchParams.getAll("path");
   if (values.length !== 1) throw badRequest("Give exactly one `path` query parameter.");
   return normalizeFilePath(values[0]);
