@@ -18,7 +18,8 @@ export default defineConfig(async () => {
               miniflare: {
                 bindings: { TEST_MIGRATIONS: migrations, LOG_REQUESTS: "0", PUSH_HOLD_MS: "0" },
                 // The upstream runtime's database and bucket for the migrate-upstream tests.
-                d1Databases: { LEGACY_DB: "legacy-db" },
+                // MIGRATION_DB starts empty: the migration-upgrade test applies the migrations step by step.
+                d1Databases: { LEGACY_DB: "legacy-db", MIGRATION_DB: "migration-db" },
                 r2Buckets: { LEGACY_FILES: "legacy-files" },
               },
             }),
@@ -40,6 +41,7 @@ export default defineConfig(async () => {
                 // Four local index shards besides DB (which keeps the directory and auth state).
                 d1Databases: {
                   LEGACY_DB: "legacy-db",
+                  MIGRATION_DB: "migration-db-shards",
                   INDEX_DB_0: "index-db-0",
                   INDEX_DB_1: "index-db-1",
                   INDEX_DB_2: "index-db-2",

@@ -6,6 +6,8 @@ declare global {
   namespace Cloudflare {
     interface Env extends MeshboxEnv {
       TEST_MIGRATIONS: D1Migration[];
+      /** Empty until test/worker/migrations.test.ts applies the migrations to it. */
+      MIGRATION_DB: D1Database;
     }
   }
 }

@@ -14,7 +14,7 @@ import {
   tombstoneEntries,
   upsertEntry,
 } from "../../worker/objects/object-index";
-import type { ObjectEntry } from "../../worker/objects/object-types";
+import { toFileInfo, type ObjectEntry } from "../../worker/objects/object-types";
 
 const mesh = () => `idx-${crypto.randomUUID()}`;
 /** The default window (10 minutes) at a moment long after every tombstone these tests write. */
@@ -50,6 +50,39 @@ describe("upsertEntry", () => {
     expect((await readRow(env.DB, m, "/x"))?.deletedAt).toBe(2_000);
     await upsertEntry(env.DB, m, entry("/x", { etag: '"e2"' }));
     expect(await readRow(env.DB, m, "/x")).toMatchObject({ etag: '"e2"', deletedAt: null });
+  });
+});
+
+describe("each row's stored list-files entry (migration 0007)", () => {
+  const described = (e: ObjectEntry, at = e.modifiedAt) => ({ ...toFileInfo(e), modifiedTime: new Date(at).toISOString() });
+
+  it("is the entry the Worker would build, for names JSON must escape and times with every millisecond digit", async () => {
+    const m = mesh();
+    const rows = [
+      entry('/R/f/quote"back\\slash.bin', { modifiedAt: 1_700_000_000_007, size: 0 }),
+      entry("/R/f/ünï cødé ✓.json", { modifiedAt: 1_700_000_000_070, size: 2 ** 40 }),
+      entry("/R/f/tab\tnew\nline", { modifiedAt: 1_700_000_000_700, etag: '"w/\\x"' }),
+      entry("/R/f/zero", { modifiedAt: 0 }),
+    ];
+    for (const row of rows) await upsertEntry(env.DB, m, row);
+    const listed = await listChildren(env.DB, m, "/R/f", later);
+    expect(listed).toEqual(rows.map((r) => described(r)).sort((a, b) => (a.name < b.name ? -1 : 1)));
+  });
+
+  it("follows its row through an overwrite, a tombstone and a revival", async () => {
+    const m = mesh();
+    const path = "/R/changes/a-chg_1.json";
+    const first = entry(path, { cls: "change", modifiedAt: 10_001, size: 5, etag: '"a"' });
+    const second = { ...first, modifiedAt: 20_002, size: 9, etag: '"b"' };
+    const inside = listingWindow(30_003 + 1, 600_000);
+    await upsertEntry(env.DB, m, first);
+    await upsertEntry(env.DB, m, second);
+    expect(await listChildren(env.DB, m, "/R/changes", inside)).toEqual([described(second)]);
+    await tombstoneEntries(env.DB, m, [path], 30_003);
+    expect(await listChildren(env.DB, m, "/R/changes", inside)).toEqual([described(second, 30_003)]);
+    const third = { ...second, modifiedAt: 40_004, size: 1, etag: '"c"' };
+    await upsertEntry(env.DB, m, third);
+    expect(await listChildren(env.DB, m, "/R/changes", inside)).toEqual([described(third)]);
   });
 });
 

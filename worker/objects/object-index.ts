@@ -240,15 +240,11 @@ function indexedHit(foldersParam: string): string {
 export function listChildrenJsonStatement(db: D1Database, meshId: string, folder: string, window: ListingWindow): D1PreparedStatement {
   return db
     .prepare(
-      `SELECT json_group_array(json_object(
-                'name', name, 'path', path, 'size', size,
-                'modifiedTime', strftime('%Y-%m-%dT%H:%M:%S', t / 1000, 'unixepoch') || printf('.%03dZ', t % 1000),
-                'etag', etag) ORDER BY name) AS files,
+      `SELECT '[' || group_concat(listed_json, ',' ORDER BY name) || ']' AS files,
               min(name) AS first, max(name) AS last,
               json_group_array(name) FILTER (WHERE deleted_at IS NOT NULL) AS deleted,
               (${indexedHit("?4")}) AS indexed
-       FROM (SELECT name, path, size, etag, class, deleted_at, coalesce(deleted_at, modified_at) AS t FROM objects
-             WHERE mesh = ?1 AND parent = ?2 AND ${listedWhere("?3")})`,
+       FROM objects WHERE mesh = ?1 AND parent = ?2 AND ${listedWhere("?3")}`,
     )
     .bind(meshId, folder, window.deletedAfter, JSON.stringify(selfAndAncestors(folder)));
 }
