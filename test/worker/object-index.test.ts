@@ -4,6 +4,9 @@ import {
   fillFolder,
   isIndexed,
   isListed,
+  LIST_CHILDREN_SQL,
+  LIVE_SUBTREE_SQL,
+  listLiveSubtree,
   listChildFolders,
   listChildren,
   listingWindow,
@@ -83,6 +86,30 @@ describe("each row's stored list-files entry (migration 0007)", () => {
     const third = { ...second, modifiedAt: 40_004, size: 1, etag: '"c"' };
     await upsertEntry(env.DB, m, third);
     expect(await listChildren(env.DB, m, "/R/changes", inside)).toEqual([described(third)]);
+  });
+});
+
+describe("query plans (a statement's cost follows what it reads, not the mesh's size)", () => {
+  const plan = async (sql: string, ...args: unknown[]) =>
+    ((await env.DB.prepare(`EXPLAIN QUERY PLAN ${sql}`).bind(...args).all<{ detail: string }>()).results).map((r) => r.detail);
+
+  it("reads a folder's listing as one run of the primary key, with no sort", async () => {
+    const steps = await plan(LIST_CHILDREN_SQL, "m", "/R/changes", 0, '["/"]');
+    expect(steps).toContain("SEARCH objects USING PRIMARY KEY (mesh=? AND parent=?)");
+    expect(steps.filter((s) => s.includes("TEMP B-TREE"))).toEqual([]);
+  });
+
+  it("reads a path's subtree as one range of objects_by_path", async () => {
+    expect(await plan(LIVE_SUBTREE_SQL, "m", "/R/x", "/R/x/", "/R/x0")).toEqual([
+      "SEARCH objects USING INDEX objects_by_path (mesh=? AND path>? AND path<?)",
+    ]);
+  });
+
+  it("lists a path's subtree without its siblings whose names extend it", async () => {
+    const m = mesh();
+    for (const path of ["/R/x", "/R/x/a", "/R/x/b/c", "/R/x!", "/R/x.json", "/R/xy", "/R/w"]) await upsertEntry(env.DB, m, entry(path));
+    expect((await listLiveSubtree(env.DB, m, "/R/x")).map((r) => r.path).sort()).toEqual(["/R/x", "/R/x/a", "/R/x/b/c"]);
+    expect((await listLiveSubtree(env.DB, m, "/")).length).toBe(7);
   });
 });
 

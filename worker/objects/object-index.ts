@@ -230,23 +230,25 @@ function indexedHit(foldersParam: string): string {
 }
 
 /**
- * A folder's listed direct children, built by D1 as the wire's JSON array (PROTOCOL.md list-files: name, path,
- * size, modifiedTime, etag), so the Worker neither builds 1,000 objects nor serializes them; with
- * the first and last names, so a few entries from elsewhere can be spliced in without parsing.
- * modifiedTime is ISO 8601 in UTC with milliseconds, as Date.toISOString writes it (integer
- * arithmetic, so the milliseconds are exact). `indexed` says whether the index holds the folder,
- * in the same statement: one D1 round trip and no batch on the hot path.
+ * A folder's listed direct children as the wire's JSON array (PROTOCOL.md list-files: name, path,
+ * size, modifiedTime, etag), joined from each row's stored entry (`listed_json`), so neither D1
+ * nor the Worker builds 1,000 objects per read; with the first and last names, so a few entries
+ * from elsewhere can be spliced in without parsing. `indexed` says whether the index holds the
+ * folder, in the same statement: one D1 round trip and no batch on the hot path.
+ *
+ * The rows are read as one run of the primary key (mesh, parent, name), already in name order
+ * (migration 0008): the inner ORDER BY costs no sort, and it is what orders the join (an
+ * aggregate's own ORDER BY would sort again). The listing tests pin the order and the plan.
  */
+export const LIST_CHILDREN_SQL = `SELECT '[' || group_concat(listed_json, ',') || ']' AS files,
+         min(name) AS first, max(name) AS last,
+         json_group_array(name) FILTER (WHERE deleted_at IS NOT NULL) AS deleted,
+         (${indexedHit("?4")}) AS indexed
+  FROM (SELECT name, listed_json, deleted_at FROM objects
+        WHERE mesh = ?1 AND parent = ?2 AND ${listedWhere("?3")} ORDER BY name)`;
+
 export function listChildrenJsonStatement(db: D1Database, meshId: string, folder: string, window: ListingWindow): D1PreparedStatement {
-  return db
-    .prepare(
-      `SELECT '[' || group_concat(listed_json, ',' ORDER BY name) || ']' AS files,
-              min(name) AS first, max(name) AS last,
-              json_group_array(name) FILTER (WHERE deleted_at IS NOT NULL) AS deleted,
-              (${indexedHit("?4")}) AS indexed
-       FROM objects WHERE mesh = ?1 AND parent = ?2 AND ${listedWhere("?3")}`,
-    )
-    .bind(meshId, folder, window.deletedAfter, JSON.stringify(selfAndAncestors(folder)));
+  return db.prepare(LIST_CHILDREN_SQL).bind(meshId, folder, window.deletedAfter, JSON.stringify(selfAndAncestors(folder)));
 }
 
 /** A listing as JSON text: the array, its first and last names (null when it is empty), and the names of its deleted change files. */
@@ -308,16 +310,17 @@ export function childFolderNames(folder: string, result: D1Result): string[] {
   return [...names].sort();
 }
 
-/** The live entry at `path` and every live entry under `path/`. */
+/**
+ * The live entry at `path` and every live entry under `path/`. One range of objects_by_path,
+ * [path, end of its subtree), filtered: written as `path = ? OR <range>`, SQLite walked every row
+ * of the mesh, and every DELETE (a compaction sends one per change file) paid for it.
+ */
+export const LIVE_SUBTREE_SQL = `SELECT ${COLUMNS} FROM objects
+  WHERE mesh = ?1 AND path >= ?2 AND path < ?4 AND (path = ?2 OR path >= ?3) AND deleted_at IS NULL AND location <> 'hub'`;
+
 export async function listLiveSubtree(db: D1Database, meshId: string, path: string): Promise<IndexRow[]> {
   const [from, to] = subtreeRange(path);
-  const { results } = await db
-    .prepare(
-      `SELECT ${COLUMNS} FROM objects
-       WHERE mesh = ?1 AND (path = ?2 OR (path >= ?3 AND path < ?4)) AND deleted_at IS NULL AND location <> 'hub'`,
-    )
-    .bind(meshId, path, from, to)
-    .all<RawRow>();
+  const { results } = await db.prepare(LIVE_SUBTREE_SQL).bind(meshId, path, from, to).all<RawRow>();
   return results.map(fromRaw);
 }
 
